@@ -1,0 +1,29 @@
+//! Port: where users live.
+use crate::OutboxEvent;
+use domain::{PasswordHash, User};
+use std::future::Future;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email is already registered")]
+    EmailTaken,
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+pub trait UserRepository: Send + Sync + 'static {
+    /// Stores the user and, in the same transaction, the event that announces it, so that
+    /// either both exist or neither does.
+    ///
+    /// # Errors
+    /// [`CreateUserError::EmailTaken`] or [`CreateUserError::UsernameTaken`] when another account
+    /// has the same email or username, compared case-insensitively; `Unexpected` otherwise.
+    fn create(
+        &self,
+        user: &User,
+        password_hash: &PasswordHash,
+        event: &OutboxEvent,
+    ) -> impl Future<Output = Result<(), CreateUserError>> + Send;
+}

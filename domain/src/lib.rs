@@ -1,0 +1,15 @@
+//! The pure core of registrar: the identity rules a new account must meet, the user it becomes
+//! and the event that announces it. No IO, no async runtime, no framework types.
+mod email;
+mod event;
+mod password;
+mod timestamp;
+mod user;
+mod username;
+
+pub use email::{Email, EmailError};
+pub use event::{EventId, UserRegistered};
+pub use password::{Password, PasswordError, PasswordHash};
+pub use timestamp::Timestamp;
+pub use user::{User, UserId};
+pub use username::{Username, UsernameError};
