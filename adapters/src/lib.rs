@@ -1,1 +1,19 @@
-//! placeholder
+//! Outbound adapters: the technologies behind the application's ports.
+//!
+//! PostgreSQL (sqlx) stores users and the outbox, RabbitMQ (lapin) carries events, argon2
+//! hashes passwords, jsonwebtoken signs access tokens.
+mod argon2_hasher;
+mod jwt;
+mod postgres;
+mod postgres_outbox;
+mod postgres_users;
+mod rabbitmq;
+mod system;
+
+pub use argon2_hasher::Argon2PasswordHasher;
+pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer};
+pub use postgres::{OUTBOX_CHANNEL, connect_database};
+pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};
+pub use postgres_users::PostgresUserRepository;
+pub use rabbitmq::{RabbitMqEventBus, Topology, connect_broker, declare_topology};
+pub use system::{SystemClock, UuidV7Ids};

@@ -1,0 +1,58 @@
+//! The PostgreSQL connection: creating the database when missing, pooling, migrations.
+use anyhow::Context;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The NOTIFY channel on which a committed registration wakes the outbox relay.
+pub const OUTBOX_CHANNEL: &str = "registrar_outbox";
+
+/// How long start-up waits for PostgreSQL before giving up with a clear message.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the database at `url`, creates it if it does not exist, and runs the embedded
+/// migrations.
+///
+/// # Errors
+/// When PostgreSQL cannot be reached (the message names the host), the database cannot be
+/// created, or a migration fails.
+pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("postgres").to_owned();
+    let unreachable = || format!("cannot reach PostgreSQL at {server}");
+
+    let exists = tokio::time::timeout(CONNECT_TIMEOUT, Postgres::database_exists(url))
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {CONNECT_TIMEOUT:?}"))
+        .with_context(unreachable)?
+        .with_context(unreachable)?;
+    if !exists {
+        create_database(url, &database).await?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to database {database:?} at {server}"))?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .context("running database migrations")?;
+    Ok(pool)
+}
+
+async fn create_database(url: &str, database: &str) -> anyhow::Result<()> {
+    match Postgres::create_database(url).await {
+        Ok(()) => {
+            tracing::info!(database, "created the database");
+            Ok(())
+        }
+        // Another instance created it between our check and our create.
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P04") => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("cannot create database {database:?}")),
+    }
+}

@@ -1,0 +1,152 @@
+//! The outbox table as the relay sees it: claim, mark, release; and the wake-up signal.
+use crate::postgres::OUTBOX_CHANNEL;
+use anyhow::Context;
+use application::{Outbox, OutboxEvent};
+use chrono::{DateTime, Utc};
+use domain::{EventId, Timestamp};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+pub struct PostgresOutbox {
+    pool: PgPool,
+    lease: Duration,
+}
+
+impl PostgresOutbox {
+    /// `lease` is how long a claim keeps other relays away; it must exceed a batch's publish
+    /// time, or two relays may publish the same event (harmless, but wasteful).
+    #[must_use]
+    pub fn new(pool: PgPool, lease: Duration) -> Self {
+        Self { pool, lease }
+    }
+
+    /// Events not yet confirmed by the broker.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn pending_count(&self) -> anyhow::Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .context("count pending outbox events")
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: Uuid,
+    seq: i64,
+    event_type: String,
+    payload: String,
+    occurred_at: DateTime<Utc>,
+}
+
+impl Outbox for PostgresOutbox {
+    async fn claim_pending(&self, limit: usize) -> anyhow::Result<Vec<OutboxEvent>> {
+        // SKIP LOCKED lets several relays claim disjoint batches without waiting on each other.
+        let mut rows: Vec<OutboxRow> = sqlx::query_as(
+            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+                 ORDER BY seq
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, seq, event_type, payload::text AS payload, occurred_at",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(self.lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .context("claim pending outbox events")?;
+        rows.sort_by_key(|row| row.seq);
+        Ok(rows
+            .into_iter()
+            .map(|row| OutboxEvent {
+                id: EventId::from_uuid(row.id),
+                event_type: row.event_type,
+                payload: row.payload,
+                occurred_at: Timestamp::from_datetime(row.occurred_at),
+            })
+            .collect())
+    }
+
+    async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE outbox SET published_at = now(), claimed_until = NULL, attempts = attempts + 1
+             WHERE id = ANY($1)",
+        )
+        .bind(uuids(ids))
+        .execute(&self.pool)
+        .await
+        .context("mark outbox events published")?;
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[EventId], reason: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, attempts = attempts + 1, last_error = $2
+             WHERE id = ANY($1)",
+        )
+        .bind(uuids(ids))
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .context("release outbox events")?;
+        Ok(())
+    }
+}
+
+fn uuids(ids: &[EventId]) -> Vec<Uuid> {
+    ids.iter().map(EventId::as_uuid).collect()
+}
+
+/// Wakes the relay when a registration commits, via PostgreSQL LISTEN/NOTIFY. Works across
+/// instances sharing the database; the relay still polls, in case a notification is missed.
+pub struct OutboxWakeups {
+    listener: Option<PgListener>,
+    pool: PgPool,
+}
+
+impl OutboxWakeups {
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self { listener: None, pool }
+    }
+
+    /// Returns when a new event was committed, or after `at_most`, whichever comes first.
+    pub async fn wait(&mut self, at_most: Duration) {
+        if self.listener.is_none() {
+            self.listener = self.listen().await;
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            // No listener: plain polling until the database lets us listen again.
+            tokio::time::sleep(at_most).await;
+            return;
+        };
+        match tokio::time::timeout(at_most, listener.recv()).await {
+            Ok(Ok(_)) => {
+                // One batch serves every registration committed so far.
+                while listener.next_buffered().is_some() {}
+            }
+            Err(_) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "lost the outbox notification listener; polling meanwhile");
+                self.listener = None;
+                tokio::time::sleep(at_most).await;
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen(OUTBOX_CHANNEL).await.ok()?;
+        Some(listener)
+    }
+}

@@ -1,0 +1,164 @@
+//! RabbitMQ: the topology events travel through, and the publisher that puts them there.
+use anyhow::Context;
+use application::{EventBus, OutboxEvent, PublishOutcome};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long connecting, or waiting for a batch's confirms, may take before the broker is
+/// treated as unreachable. A half-open connection must not stall the relay forever.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where events go: a durable topic exchange, the routing key they carry, and the durable
+/// queue bound to it with that key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    pub exchange: String,
+    pub routing_key: String,
+    pub queue: String,
+}
+
+/// Opens a connection, naming this process to the broker.
+///
+/// # Errors
+/// When the broker does not accept a connection within the timeout.
+pub async fn connect_broker(url: &str, connection_name: &str) -> anyhow::Result<Connection> {
+    let properties = ConnectionProperties::default().with_connection_name(connection_name.into());
+    tokio::time::timeout(BROKER_TIMEOUT, Connection::connect(url, properties))
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {BROKER_TIMEOUT:?}"))
+        .and_then(|connected| connected.map_err(anyhow::Error::from))
+        .context("cannot connect to RabbitMQ")
+}
+
+/// Declares the exchange and queue (both durable) and binds them; safe to repeat.
+///
+/// # Errors
+/// When the broker refuses a declaration, e.g. an existing exchange of another kind.
+pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow::Result<()> {
+    channel
+        .exchange_declare(
+            topology.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("declare exchange {:?}", topology.exchange))?;
+    channel
+        .queue_declare(
+            topology.queue.as_str().into(),
+            QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("declare queue {:?}", topology.queue))?;
+    channel
+        .queue_bind(
+            topology.queue.as_str().into(),
+            topology.exchange.as_str().into(),
+            topology.routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("bind queue {:?}", topology.queue))?;
+    Ok(())
+}
+
+struct Publisher {
+    connection: Connection,
+    channel: Channel,
+}
+
+/// Publishes events as persistent JSON messages with publisher confirms and `mandatory`.
+///
+/// Connects lazily and again after any failure: lapin does not recover connections itself.
+pub struct RabbitMqEventBus {
+    url: String,
+    topology: Topology,
+    publisher: Mutex<Option<Publisher>>,
+}
+
+impl RabbitMqEventBus {
+    #[must_use]
+    pub fn new(url: String, topology: Topology) -> Self {
+        Self { url, topology, publisher: Mutex::new(None) }
+    }
+
+    async fn open(&self) -> anyhow::Result<Publisher> {
+        let connection = connect_broker(&self.url, "registrar relay").await?;
+        let channel = connection.create_channel().await.context("open channel")?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("enable publisher confirms")?;
+        declare_topology(&channel, &self.topology).await?;
+        tracing::info!(exchange = %self.topology.exchange, "relay connected to RabbitMQ");
+        Ok(Publisher { connection, channel })
+    }
+
+    async fn publish_on(&self, channel: &Channel, events: &[OutboxEvent]) -> anyhow::Result<Vec<PublishOutcome>> {
+        // Send the whole batch first, then collect the confirms: awaiting each confirm before
+        // the next publish caps throughput at one round trip per event.
+        let mut confirms = Vec::with_capacity(events.len());
+        for event in events {
+            let confirm = channel
+                .basic_publish(
+                    self.topology.exchange.as_str().into(),
+                    self.topology.routing_key.as_str().into(),
+                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                    event.payload.as_bytes(),
+                    properties(event),
+                )
+                .await
+                .context("publish event")?;
+            confirms.push(confirm);
+        }
+        let mut outcomes = Vec::with_capacity(confirms.len());
+        for confirm in confirms {
+            outcomes.push(match confirm.await.context("await publisher confirm")? {
+                // Unroutable messages are returned *and* acked: the return is what counts.
+                Confirmation::Ack(Some(_)) => PublishOutcome::Returned,
+                Confirmation::Ack(None) => PublishOutcome::Confirmed,
+                Confirmation::Nack(_) | Confirmation::NotRequested => PublishOutcome::Nacked,
+            });
+        }
+        Ok(outcomes)
+    }
+}
+
+fn properties(event: &OutboxEvent) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2) // persistent
+        .with_message_id(event.id.to_string().into())
+        .with_type(event.event_type.as_str().into())
+        .with_timestamp(u64::try_from(event.occurred_at.unix_millis() / 1000).unwrap_or_default())
+        .with_app_id("registrar".into())
+}
+
+impl EventBus for RabbitMqEventBus {
+    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<Vec<PublishOutcome>> {
+        let mut publisher = self.publisher.lock().await;
+        if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
+            *publisher = Some(self.open().await?);
+        }
+        let channel = &publisher.as_ref().expect("a publisher was just opened").channel;
+        let result = tokio::time::timeout(BROKER_TIMEOUT, self.publish_on(channel, events))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no confirms within {BROKER_TIMEOUT:?}")));
+        if result.is_err() {
+            // Start afresh next time; the old connection may be half dead.
+            if let Some(old) = publisher.take() {
+                let _ = old.connection.close(0, "reconnecting".into()).await;
+            }
+        }
+        result
+    }
+}
