@@ -1,1 +1,13 @@
-//! placeholder
+//! The composition root of registrar: reads settings, builds the adapters, wires them into
+//! the use cases, and runs the HTTP server, the outbox relay and the event consumer.
+mod app;
+mod backoff;
+mod consumer;
+pub mod http;
+mod relay;
+mod settings;
+pub mod telemetry;
+
+pub use app::Application;
+pub use consumer::ConsumerStats;
+pub use settings::{Secret, Settings, SettingsError};

@@ -41,7 +41,7 @@ impl Email {
             .without_domain_literal()
             .without_display_text();
         EmailAddress::parse_with_options(trimmed, options)
-            .map_err(|error| EmailError::Invalid(error.to_string().to_lowercase()))?;
+            .map_err(|error| EmailError::Invalid(describe(&error)))?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -50,6 +50,11 @@ impl Email {
     pub fn normalized(&self) -> String {
         self.0.to_lowercase()
     }
+}
+
+/// The parser's message, in the house style: lower case, no trailing period.
+fn describe(error: &email_address::Error) -> String {
+    error.to_string().trim_end_matches('.').to_lowercase()
 }
 
 impl AsRef<str> for Email {

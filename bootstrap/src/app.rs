@@ -1,0 +1,159 @@
+//! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
+use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
+use crate::http::{self, AuthApi, Registrations};
+use crate::relay::run_relay;
+use crate::settings::Settings;
+use adapters::{
+    Argon2PasswordHasher, JwtSettings, JwtTokenIssuer, OutboxWakeups, PostgresOutbox,
+    PostgresUserRepository, RabbitMqEventBus, SystemClock, UuidV7Ids, connect_database,
+};
+use anyhow::Context;
+use application::{
+    EventListener, LogEvents, RegisterUser, RegisterUserCommand, RegisterUserError, Registration,
+    RelayOutbox,
+};
+use poem::endpoint::BoxEndpoint;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::Server;
+use rand::RngCore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type Register = RegisterUser<PostgresUserRepository, Argon2PasswordHasher, JwtTokenIssuer, SystemClock, UuidV7Ids>;
+
+impl Registrations for Register {
+    fn register(
+        &self,
+        command: RegisterUserCommand,
+    ) -> impl Future<Output = Result<Registration, RegisterUserError>> + Send {
+        self.execute(command)
+    }
+}
+
+/// How long shutdown waits for in-flight requests.
+const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// A built service, bound to its port and connected to its database, not yet running.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+    routes: BoxEndpoint<'static>,
+    relay: RelayOutbox<PostgresOutbox, RabbitMqEventBus>,
+    wakeups: OutboxWakeups,
+    consumer: Option<Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>>,
+    consumer_stats: Arc<ConsumerStats>,
+    poll_interval: Duration,
+}
+
+impl Application {
+    /// Builds the service with the built-in event listener.
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable, a migration fails or the HTTP address cannot be bound.
+    /// RabbitMQ being down is not an error: events wait in the outbox.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_listener(settings, LogEvents).await
+    }
+
+    /// Builds the service with `listener` reacting to consumed events.
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_listener<L: EventListener>(settings: Settings, listener: L) -> anyhow::Result<Self> {
+        let pool = connect_database(&settings.database_url, settings.database_max_connections).await?;
+        let register = RegisterUser::new(
+            PostgresUserRepository::new(pool.clone()),
+            Argon2PasswordHasher,
+            token_issuer(&settings)?,
+            SystemClock,
+            UuidV7Ids,
+        );
+        let acceptor = TcpListener::bind(settings.http_addr.clone())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on HTTP_ADDR {}", settings.http_addr))?;
+        let local_addr = *acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr())
+            .context("the HTTP listener has no socket address")?;
+
+        let bus = RabbitMqEventBus::new(settings.amqp_url.clone(), settings.topology.clone());
+        // The lease only needs to outlast one batch's publish (bounded by the broker timeout).
+        let outbox = PostgresOutbox::new(pool.clone(), Duration::from_secs(60));
+        let consumer_stats = Arc::new(ConsumerStats::default());
+        let consumer = settings.consumer_enabled.then(|| {
+            let config = ConsumerConfig {
+                amqp_url: settings.amqp_url.clone(),
+                topology: settings.topology.clone(),
+                prefetch: settings.consumer_prefetch,
+            };
+            let (listener, stats) = (Arc::new(listener), consumer_stats.clone());
+            Box::new(move |shutdown| tokio::spawn(run_consumer(config, listener, stats, shutdown)))
+                as Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>
+        });
+        Ok(Self {
+            acceptor,
+            local_addr,
+            routes: http::routes(AuthApi::new(register)),
+            relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
+            wakeups: OutboxWakeups::new(pool),
+            consumer,
+            consumer_stats,
+            poll_interval: settings.outbox_poll_interval,
+        })
+    }
+
+    /// The address the HTTP server is bound to (useful with port 0).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// What the consumer has done so far.
+    #[must_use]
+    pub fn consumer_stats(&self) -> Arc<ConsumerStats> {
+        self.consumer_stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to a grace period) and stops the relay and the consumer.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(run_relay(self.relay, self.wakeups, self.poll_interval, stop.clone()));
+        let consumer = self.consumer.map(|start| start(stop.clone()));
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
+            .await;
+        stop.cancel();
+        let _ = relay.await;
+        if let Some(consumer) = consumer {
+            let _ = consumer.await;
+        }
+        served.context("HTTP server failed")
+    }
+}
+
+fn token_issuer(settings: &Settings) -> anyhow::Result<JwtTokenIssuer> {
+    let secret = match &settings.jwt_secret {
+        Some(secret) => secret.0.as_bytes().to_vec(),
+        None => {
+            tracing::warn!("JWT_SECRET is not set: using a random secret, so tokens will not survive a restart or work across instances");
+            let mut secret = vec![0; 32];
+            rand::rng().fill_bytes(&mut secret);
+            secret
+        }
+    };
+    JwtTokenIssuer::new(JwtSettings {
+        secret,
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+        access_token_ttl: settings.access_token_ttl,
+    })
+}

@@ -1,0 +1,47 @@
+//! Inbound HTTP adapter: the poem-openapi API, Swagger UI, and the rules every request meets
+//! (body size cap, JSON errors for everything).
+mod body_limit;
+mod problem;
+mod register;
+mod strict_string;
+
+pub use register::{AuthApi, Registrations};
+
+use poem::endpoint::BoxEndpoint;
+use poem::middleware::{CatchPanic, Tracing};
+use poem::{EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+/// Bodies larger than this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn service<R: Registrations>(api: AuthApi<R>) -> OpenApiService<AuthApi<R>, ()> {
+    OpenApiService::new(api, "registrar", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Registers users and announces every registration as a `user.registered` event on \
+             RabbitMQ (exchange `topic_validateJSON`).",
+        )
+        
+}
+
+/// The whole HTTP surface: the API, `/docs` (Swagger UI) and `/openapi.json`.
+pub fn routes<R: Registrations>(api: AuthApi<R>) -> BoxEndpoint<'static> {
+    let service = service(api);
+    let docs = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Route::new()
+        .nest("/", service)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .around(body_limit::limit_body)
+        .catch_all_error(problem::from_error)
+        .with(CatchPanic::new().with_handler(problem::from_panic))
+        .with(Tracing)
+        .boxed()
+}
+
+/// The OpenAPI document, as committed in `openapi.json` at the repository root.
+#[must_use]
+pub fn openapi_spec() -> String {
+    service(AuthApi::new(register::SpecOnly)).spec()
+}

@@ -1,0 +1,93 @@
+//! One error format for every response: RFC 9457 problem details, as JSON.
+use poem::http::StatusCode;
+use poem::web::Json;
+use poem::{IntoResponse, Response};
+use poem_openapi::Object;
+use std::any::Any;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer (RFC 9457). `code` is stable and meant for programs; `detail` for people.
+#[derive(Object, Debug, serde::Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Always `about:blank`: `code` carries the machine-readable kind.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable error code, e.g. `VALIDATION_FAILED`, `USER_ALREADY_EXISTS`.
+    pub code: String,
+    /// For `VALIDATION_FAILED`: every invalid field and what is wrong with it.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldProblem>>,
+    /// For `INTERNAL_ERROR`: quote it when reporting the problem; the log has the details.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Object, Debug, serde::Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.into(),
+            errors: None,
+            request_id: None,
+        }
+    }
+
+    /// A 500 that tells the client nothing but an id to quote; the cause goes to the log.
+    pub fn internal(error: &anyhow::Error) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        tracing::error!(%request_id, error = format!("{error:#}"), "request failed unexpectedly");
+        Self {
+            request_id: Some(request_id),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "an unexpected error occurred")
+        }
+    }
+
+    /// The code for an error poem or poem-openapi raised before our handler ran.
+    pub fn from_framework(status: StatusCode, message: String) -> Self {
+        let code = match status {
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+            StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+            s if s.is_server_error() => return Self::internal(&anyhow::anyhow!(message)),
+            _ => "MALFORMED_REQUEST",
+        };
+        Self::new(status, code, message)
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Json(self)
+            .with_status(status)
+            .with_content_type(PROBLEM_JSON)
+            .into_response()
+    }
+}
+
+/// Turns any error that escaped the API (unknown route, wrong method, too large, ...) into a
+/// problem, so that no client ever sees `text/plain`.
+pub async fn from_error(error: poem::Error) -> Response {
+    Problem::from_framework(error.status(), error.to_string()).into_response()
+}
+
+pub fn from_panic(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    Problem::internal(&anyhow::anyhow!("a request handler panicked")).into_response()
+}

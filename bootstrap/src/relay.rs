@@ -1,0 +1,53 @@
+//! The outbox relay task: publishes committed events as soon as they are committed, and keeps
+//! retrying through broker outages until every one is confirmed.
+use crate::backoff::{next_pause, reconnect_backoff};
+use adapters::{OutboxWakeups, PostgresOutbox, RabbitMqEventBus};
+use application::RelayOutbox;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub type Relay = RelayOutbox<PostgresOutbox, RabbitMqEventBus>;
+
+/// Runs until `shutdown` is cancelled. Woken by each committed registration; polls every
+/// `poll_interval` as well, in case a notification was missed.
+pub async fn run_relay(
+    relay: Relay,
+    mut wakeups: OutboxWakeups,
+    poll_interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = reconnect_backoff();
+    let mut failing = false;
+    loop {
+        let pause = match relay.publish_batch().await {
+            Ok(report) => {
+                if failing {
+                    tracing::info!("outbox relay recovered");
+                    failing = false;
+                }
+                backoff = reconnect_backoff();
+                // A full batch that made progress means more may be waiting: go again at once.
+                if report.claimed == relay.batch_size() && report.published > 0 {
+                    continue;
+                }
+                None
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(error = format!("{error:#}"), "outbox relay cannot publish; events stay in the outbox and will be retried");
+                }
+                failing = true;
+                Some(next_pause(&mut backoff))
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = async {
+                match pause {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => wakeups.wait(poll_interval).await,
+                }
+            } => {}
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Settings, read once from the environment at start-up. Only this crate reads configuration.
+use adapters::Topology;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything the service can be told. `Default` gives the documented defaults, which point
+/// at a local PostgreSQL and RabbitMQ.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub amqp_url: String,
+    pub topology: Topology,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub http_addr: String,
+    pub consumer_enabled: bool,
+    pub consumer_prefetch: u16,
+    pub outbox_poll_interval: Duration,
+    pub outbox_batch_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/registrar".into(),
+            database_max_connections: 10,
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            topology: Topology {
+                exchange: "topic_validateJSON".into(),
+                routing_key: "topic_validateJSON".into(),
+                queue: "topic_validateJSON".into(),
+            },
+            jwt_secret: None,
+            jwt_issuer: "registrar".into(),
+            jwt_audience: "registrar".into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            http_addr: "0.0.0.0:8080".into(),
+            consumer_enabled: true,
+            consumer_prefetch: 32,
+            outbox_poll_interval: Duration::from_secs(1),
+            outbox_batch_size: 100,
+        }
+    }
+}
+
+/// A setting that was present but unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name} is invalid: {reason}")]
+pub struct SettingsError {
+    name: &'static str,
+    reason: String,
+}
+
+impl Settings {
+    /// Reads every setting from the environment, falling back to the defaults.
+    ///
+    /// # Errors
+    /// Names the first setting whose value cannot be used.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let text = |name: &str, default: String| lookup(name).unwrap_or(default);
+        let parsed = |name: &'static str| -> Result<Option<u64>, SettingsError> {
+            lookup(name).map(|raw| parse(name, &raw)).transpose()
+        };
+        let settings = Self {
+            database_url: text("DATABASE_URL", d.database_url),
+            database_max_connections: lookup("DATABASE_MAX_CONNECTIONS")
+                .map(|raw| parse("DATABASE_MAX_CONNECTIONS", &raw))
+                .transpose()?
+                .unwrap_or(d.database_max_connections),
+            amqp_url: text("AMQP_URL", d.amqp_url),
+            topology: Topology {
+                exchange: text("AMQP_EXCHANGE", d.topology.exchange),
+                routing_key: text("AMQP_ROUTING_KEY", d.topology.routing_key),
+                queue: text("AMQP_QUEUE", d.topology.queue),
+            },
+            jwt_secret: lookup("JWT_SECRET").map(Secret),
+            jwt_issuer: text("JWT_ISSUER", d.jwt_issuer),
+            jwt_audience: text("JWT_AUDIENCE", d.jwt_audience),
+            access_token_ttl: parsed("ACCESS_TOKEN_TTL_SECONDS")?
+                .map_or(d.access_token_ttl, Duration::from_secs),
+            http_addr: text("HTTP_ADDR", d.http_addr),
+            consumer_enabled: lookup("CONSUMER_ENABLED")
+                .map(|raw| parse("CONSUMER_ENABLED", &raw))
+                .transpose()?
+                .unwrap_or(d.consumer_enabled),
+            consumer_prefetch: lookup("CONSUMER_PREFETCH")
+                .map(|raw| parse("CONSUMER_PREFETCH", &raw))
+                .transpose()?
+                .unwrap_or(d.consumer_prefetch),
+            outbox_poll_interval: parsed("OUTBOX_POLL_INTERVAL_MS")?
+                .map_or(d.outbox_poll_interval, Duration::from_millis),
+            outbox_batch_size: lookup("OUTBOX_BATCH_SIZE")
+                .map(|raw| parse("OUTBOX_BATCH_SIZE", &raw))
+                .transpose()?
+                .unwrap_or(d.outbox_batch_size),
+        };
+        settings.check()
+    }
+
+    fn check(self) -> Result<Self, SettingsError> {
+        let invalid = |name, reason: &str| Err(SettingsError { name, reason: reason.into() });
+        if self.jwt_secret.as_ref().is_some_and(|s| s.0.is_empty()) {
+            return invalid("JWT_SECRET", "must not be empty when set");
+        }
+        if self.consumer_prefetch == 0 {
+            return invalid("CONSUMER_PREFETCH", "must be at least 1 (0 would mean unbounded)");
+        }
+        if self.outbox_batch_size == 0 {
+            return invalid("OUTBOX_BATCH_SIZE", "must be at least 1");
+        }
+        if self.database_max_connections == 0 {
+            return invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        Ok(self)
+    }
+}
+
+fn parse<T: FromStr>(name: &'static str, raw: &str) -> Result<T, SettingsError>
+where
+    T::Err: fmt::Display,
+{
+    raw.trim()
+        .parse()
+        .map_err(|error: T::Err| SettingsError { name, reason: format!("{raw:?}: {error}") })
+}
+
+/// A secret setting; its `Debug` output hides the value.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_point_at_the_local_services_and_the_seed_names() {
+        let settings = from(&[]).unwrap();
+        assert_eq!(settings.database_url, "postgres://postgres@127.0.0.1:5432/registrar");
+        assert_eq!(settings.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(settings.topology.exchange, "topic_validateJSON");
+        assert_eq!(settings.topology.routing_key, "topic_validateJSON");
+        assert_eq!(settings.topology.queue, "topic_validateJSON");
+        assert_eq!(settings.http_addr, "0.0.0.0:8080");
+        assert!(settings.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let settings = from(&[("HTTP_ADDR", "127.0.0.1:9000"), ("AMQP_QUEUE", "q"), ("CONSUMER_ENABLED", "false")]).unwrap();
+        assert_eq!(settings.http_addr, "127.0.0.1:9000");
+        assert_eq!(settings.topology.queue, "q");
+        assert!(!settings.consumer_enabled);
+    }
+
+    #[test]
+    fn an_invalid_setting_is_named_in_one_line() {
+        let error = from(&[("CONSUMER_PREFETCH", "lots")]).unwrap_err().to_string();
+        assert!(error.starts_with("setting CONSUMER_PREFETCH is invalid"), "{error}");
+        assert!(!error.contains('\n'));
+        assert!(from(&[("CONSUMER_PREFETCH", "0")]).is_err());
+        assert!(from(&[("JWT_SECRET", "")]).is_err());
+    }
+
+    #[test]
+    fn the_jwt_secret_never_shows_in_debug_output() {
+        let settings = from(&[("JWT_SECRET", "hunter2-hunter2")]).unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,322 @@
+//! `spawn_app()`: a fresh service on port 0 with its own database and broker names, plus
+//! helpers to talk to it and to watch what it publishes.
+use crate::proxy::TcpProxy;
+use application::{EventListener, IncomingEvent, LogEvents};
+use bootstrap::{Application, ConsumerStats, Secret, Settings};
+use lapin::options::{
+    BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Mutex, mpsc};
+
+pub const JWT_SECRET: &str = "an end-to-end test secret that is long enough";
+const STALE_DATABASE_AGE: Duration = Duration::from_secs(3600);
+
+/// Where the tests find PostgreSQL and RabbitMQ: the servers named by `TEST_POSTGRES_URL` and
+/// `TEST_AMQP_URL` when both are set, otherwise containers started for the test.
+pub struct Services {
+    pub postgres_url: String,
+    pub amqp_url: String,
+    _containers: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+pub async fn services() -> Services {
+    match (std::env::var("TEST_POSTGRES_URL"), std::env::var("TEST_AMQP_URL")) {
+        (Ok(postgres_url), Ok(amqp_url)) => Services { postgres_url, amqp_url, _containers: Vec::new() },
+        _ => start_containers().await,
+    }
+}
+
+async fn start_containers() -> Services {
+    use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::rabbitmq::RabbitMq;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+
+    let hint = "TEST_POSTGRES_URL and TEST_AMQP_URL are not both set, so the tests start \
+                containers, which needs a Docker engine";
+    let postgres = Postgres::default().start().await.expect(hint);
+    let rabbitmq = RabbitMq::default().start().await.expect(hint);
+    let pg_port = postgres.get_host_port_ipv4(5432).await.expect("postgres port is mapped");
+    let amqp_port = rabbitmq.get_host_port_ipv4(5672).await.expect("rabbitmq port is mapped");
+    Services {
+        postgres_url: format!("postgres://postgres:postgres@127.0.0.1:{pg_port}/postgres"),
+        amqp_url: format!("amqp://guest:guest@127.0.0.1:{amqp_port}/%2f"),
+        _containers: vec![Box::new(postgres), Box::new(rabbitmq)],
+    }
+}
+
+/// Records every event the service's consumer hands to its listener, then logs it as the
+/// built-in listener does.
+struct RecordingListener(mpsc::UnboundedSender<IncomingEvent>);
+
+impl EventListener for RecordingListener {
+    async fn handle(&self, event: &IncomingEvent) -> anyhow::Result<()> {
+        let _ = self.0.send(event.clone());
+        LogEvents.handle(event).await
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub settings: Settings,
+    pub consumer_stats: Arc<ConsumerStats>,
+    /// A channel on the real broker (never through the proxy), for the test's own use.
+    pub channel: Channel,
+    pub proxy: Option<TcpProxy>,
+    observer_queue: String,
+    handled: Mutex<mpsc::UnboundedReceiver<IncomingEvent>>,
+    _connection: Connection,
+    _services: Services,
+}
+
+/// The options a test can change before the service starts.
+#[derive(Default)]
+pub struct Options {
+    /// Route the service's AMQP traffic through a proxy the test can cut.
+    pub broker_behind_proxy: bool,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let services = services().await;
+    let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let database = database_name(&unique);
+    drop_stale_databases(&services.postgres_url).await;
+
+    let proxy = if options.broker_behind_proxy {
+        Some(TcpProxy::start(broker_address(&services.amqp_url)).await)
+    } else {
+        None
+    };
+    let mut settings = Settings::default();
+    settings.database_url = with_database(&services.postgres_url, &database);
+    settings.amqp_url = match &proxy {
+        Some(proxy) => through(&services.amqp_url, proxy),
+        None => services.amqp_url.clone(),
+    };
+    settings.topology.exchange = format!("test.{unique}.topic_validateJSON");
+    settings.topology.queue = format!("test.{unique}.topic_validateJSON");
+    settings.jwt_secret = Some(Secret(JWT_SECRET.into()));
+    settings.http_addr = "127.0.0.1:0".into();
+
+    // The observer queue is bound before the service starts, so it sees every event.
+    let connection = Connection::connect(&services.amqp_url, ConnectionProperties::default())
+        .await
+        .expect("the test connects to RabbitMQ");
+    let channel = connection.create_channel().await.expect("open channel");
+    let observer_queue = format!("test.{unique}.observer");
+    observe(&channel, &settings, &observer_queue).await;
+    // The service declares the same on connect; declaring it first means nothing the test
+    // publishes can be dropped for want of a bound queue.
+    adapters::declare_topology(&channel, &settings.topology).await.expect("declare the service's topology");
+
+    let (sender, handled) = mpsc::unbounded_channel();
+    let app = Application::build_with_listener(settings.clone(), RecordingListener(sender))
+        .await
+        .expect("the service starts");
+    let address = format!("http://{}", app.local_addr());
+    let consumer_stats = app.consumer_stats();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+
+    let db = PgPool::connect(&settings.database_url).await.expect("the test connects to its database");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        settings,
+        consumer_stats,
+        channel,
+        proxy,
+        observer_queue,
+        handled: Mutex::new(handled),
+        _connection: connection,
+        _services: services,
+    }
+}
+
+async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
+    let topology = &settings.topology;
+    channel
+        .exchange_declare(
+            topology.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare the test's exchange");
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare the observer queue");
+    channel
+        .queue_bind(
+            queue.into(),
+            topology.exchange.as_str().into(),
+            topology.routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind the observer queue");
+}
+
+/// A message as the broker delivered it to the observer queue.
+pub struct Published {
+    pub body: String,
+    pub properties: BasicProperties,
+}
+
+impl Published {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("published bodies are JSON")
+    }
+
+    pub fn message_id(&self) -> String {
+        self.properties.message_id().as_ref().expect("message_id is set").to_string()
+    }
+}
+
+impl TestApp {
+    pub async fn register(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/auth/register", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("the service answers")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// The next message published to the test's exchange, waiting up to `within`.
+    pub async fn next_published(&self, within: Duration) -> Option<Published> {
+        poll_until(within, || async {
+            let message = self
+                .channel
+                .basic_get(self.observer_queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("basic.get on the observer queue");
+            message.map(|message| Published {
+                body: String::from_utf8(message.delivery.data.clone()).expect("bodies are UTF-8"),
+                properties: message.delivery.properties.clone(),
+            })
+        })
+        .await
+    }
+
+    /// Every message published so far and not yet taken, without waiting for more.
+    pub async fn drain_published(&self) -> Vec<Published> {
+        let mut all = Vec::new();
+        while let Some(message) = self.next_published(Duration::ZERO).await {
+            all.push(message);
+        }
+        all
+    }
+
+    /// The next event the service's own consumer handled, waiting up to `within`.
+    pub async fn next_handled(&self, within: Duration) -> Option<IncomingEvent> {
+        tokio::time::timeout(within, self.handled.lock().await.recv()).await.ok().flatten()
+    }
+
+    pub async fn pending_outbox_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.db)
+            .await
+            .expect("count pending events")
+    }
+
+    /// Waits until the relay has confirmed every event in the outbox.
+    pub async fn wait_for_empty_outbox(&self, within: Duration) {
+        let drained = poll_until(within, || async { (self.pending_outbox_events().await == 0).then_some(()) }).await;
+        assert!(drained.is_some(), "the outbox still has {} pending events", self.pending_outbox_events().await);
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.db).await.expect("count users")
+    }
+}
+
+/// Polls `probe` until it yields a value or `within` has passed; tried at least once.
+pub async fn poll_until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn valid_registration(tag: &str) -> Value {
+    serde_json::json!({
+        "email": format!("{tag}@example.com"),
+        "username": tag,
+        "password": "correct horse battery staple",
+    })
+}
+
+/// `registrar_test_<unix seconds>_<unique>`: the time lets later runs drop what a crashed
+/// run left behind.
+fn database_name(unique: &str) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
+    format!("registrar_test_{now}_{unique}")
+}
+
+async fn drop_stale_databases(server_url: &str) {
+    let Ok(pool) = PgPool::connect(server_url).await else { return };
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'registrar\\_test\\_%'")
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
+    for name in names {
+        let created: Option<u64> = name.split('_').nth(2).and_then(|secs| secs.parse().ok());
+        if created.is_some_and(|created| now.saturating_sub(created) > STALE_DATABASE_AGE.as_secs()) {
+            let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await;
+        }
+    }
+}
+
+fn with_database(server_url: &str, database: &str) -> String {
+    let mut url = url::Url::parse(server_url).expect("TEST_POSTGRES_URL is a URL");
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+fn broker_address(amqp_url: &str) -> String {
+    let url = url::Url::parse(amqp_url).expect("TEST_AMQP_URL is a URL");
+    format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5672))
+}
+
+fn through(amqp_url: &str, proxy: &TcpProxy) -> String {
+    let mut url = url::Url::parse(amqp_url).expect("TEST_AMQP_URL is a URL");
+    url.set_host(Some("127.0.0.1")).expect("a host can be set");
+    url.set_port(Some(proxy.port())).expect("a port can be set");
+    url.to_string()
+}

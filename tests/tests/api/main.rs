@@ -1,0 +1,10 @@
+//! End-to-end tests: the real HTTP API, PostgreSQL and RabbitMQ. One binary, so that the
+//! helpers compile once; every test has its own database, exchange and queues.
+mod helpers;
+mod proxy;
+
+mod broker_outage;
+mod consumer;
+mod openapi;
+mod register;
+mod startup;
