@@ -39,7 +39,41 @@ mod tests {
         assert!(first.as_ref().starts_with("$argon2id$v=19$"));
         assert_ne!(first, second, "every hash has its own salt");
         let parsed = Phc::new(first.as_ref()).unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
-        assert!(Argon2::default().verify_password(b"wrong horse", &parsed).is_err());
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong horse", &parsed)
+                .is_err()
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_leaves_the_async_runtime_free() {
+        // On a single-threaded runtime, a hash computed inline would starve this ticker for
+        // the whole hash; computed on the blocking pool, the ticker keeps running.
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        Argon2PasswordHasher
+            .hash(Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
+        let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+        ticker.abort();
+        assert!(
+            during > 10,
+            "the runtime ran only {during} other steps while hashing"
+        );
     }
 }

@@ -40,8 +40,10 @@ impl JwtTokenIssuer {
     /// # Errors
     /// When the secret is empty.
     pub fn new(settings: JwtSettings) -> anyhow::Result<Self> {
-        let encoding = EncodingKey::from_secret(&settings.secret).context("JWT secret is unusable")?;
-        let decoding = DecodingKey::from_secret(&settings.secret).context("JWT secret is unusable")?;
+        let encoding =
+            EncodingKey::from_secret(&settings.secret).context("JWT secret is unusable")?;
+        let decoding =
+            DecodingKey::from_secret(&settings.secret).context("JWT secret is unusable")?;
         let mut validation = Validation::new(Algorithm::HS256);
         // The crate's default leeway is 60 s; a few seconds of clock skew is all we forgive.
         validation.leeway = 5;
@@ -129,17 +131,23 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let token = issuer(b"one secret").issue_access_token(&user()).unwrap();
-        assert!(issuer(b"another secret").verify(token.expose_secret()).is_err());
+        assert!(
+            issuer(b"another secret")
+                .verify(token.expose_secret())
+                .is_err()
+        );
     }
 
     #[test]
     fn an_empty_secret_is_refused() {
-        assert!(JwtTokenIssuer::new(JwtSettings {
-            secret: Vec::new(),
-            issuer: "i".into(),
-            audience: "a".into(),
-            access_token_ttl: Duration::from_secs(1),
-        })
-        .is_err());
+        assert!(
+            JwtTokenIssuer::new(JwtSettings {
+                secret: Vec::new(),
+                issuer: "i".into(),
+                audience: "a".into(),
+                access_token_ttl: Duration::from_secs(1),
+            })
+            .is_err()
+        );
     }
 }

@@ -19,7 +19,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// When PostgreSQL cannot be reached (the message names the host), the database cannot be
 /// created, or a migration fails.
 pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
+    let options =
+        PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
     let server = format!("{}:{}", options.get_host(), options.get_port());
     let database = options.get_database().unwrap_or("postgres").to_owned();
     let unreachable = || format!("cannot reach PostgreSQL at {server}");

@@ -117,7 +117,10 @@ pub struct OutboxWakeups {
 impl OutboxWakeups {
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
-        Self { listener: None, pool }
+        Self {
+            listener: None,
+            pool,
+        }
     }
 
     /// Returns when a new event was committed, or after `at_most`, whichever comes first.

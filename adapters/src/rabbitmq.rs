@@ -6,7 +6,9 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -45,7 +47,10 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow:
         .exchange_declare(
             topology.exchange.as_str().into(),
             ExchangeKind::Topic,
-            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -53,7 +58,10 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow:
     channel
         .queue_declare(
             topology.queue.as_str().into(),
-            QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() },
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -88,7 +96,11 @@ pub struct RabbitMqEventBus {
 impl RabbitMqEventBus {
     #[must_use]
     pub fn new(url: String, topology: Topology) -> Self {
-        Self { url, topology, publisher: Mutex::new(None) }
+        Self {
+            url,
+            topology,
+            publisher: Mutex::new(None),
+        }
     }
 
     async fn open(&self) -> anyhow::Result<Publisher> {
@@ -100,10 +112,17 @@ impl RabbitMqEventBus {
             .context("enable publisher confirms")?;
         declare_topology(&channel, &self.topology).await?;
         tracing::info!(exchange = %self.topology.exchange, "relay connected to RabbitMQ");
-        Ok(Publisher { connection, channel })
+        Ok(Publisher {
+            connection,
+            channel,
+        })
     }
 
-    async fn publish_on(&self, channel: &Channel, events: &[OutboxEvent]) -> anyhow::Result<Vec<PublishOutcome>> {
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        events: &[OutboxEvent],
+    ) -> anyhow::Result<Vec<PublishOutcome>> {
         // Send the whole batch first, then collect the confirms: awaiting each confirm before
         // the next publish caps throughput at one round trip per event.
         let mut confirms = Vec::with_capacity(events.len());
@@ -112,7 +131,10 @@ impl RabbitMqEventBus {
                 .basic_publish(
                     self.topology.exchange.as_str().into(),
                     self.topology.routing_key.as_str().into(),
-                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
                     event.payload.as_bytes(),
                     properties(event),
                 )
@@ -146,10 +168,16 @@ fn properties(event: &OutboxEvent) -> BasicProperties {
 impl EventBus for RabbitMqEventBus {
     async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<Vec<PublishOutcome>> {
         let mut publisher = self.publisher.lock().await;
-        if publisher.as_ref().is_none_or(|p| !p.channel.status().connected()) {
+        if publisher
+            .as_ref()
+            .is_none_or(|p| !p.channel.status().connected())
+        {
             *publisher = Some(self.open().await?);
         }
-        let channel = &publisher.as_ref().expect("a publisher was just opened").channel;
+        let channel = &publisher
+            .as_ref()
+            .expect("a publisher was just opened")
+            .channel;
         let result = tokio::time::timeout(BROKER_TIMEOUT, self.publish_on(channel, events))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("no confirms within {BROKER_TIMEOUT:?}")));

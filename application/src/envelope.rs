@@ -89,7 +89,10 @@ pub fn decode_event(message_id: Option<&str>, body: &[u8]) -> Result<IncomingEve
     let envelope: Envelope<serde_json::Value> = serde_json::from_slice(body)?;
     let occurred_at = parse_time("timestamp", &envelope.timestamp)?;
     if envelope.event != UserRegistered::TYPE {
-        return Ok(IncomingEvent::Other { event_id, event_type: envelope.event });
+        return Ok(IncomingEvent::Other {
+            event_id,
+            event_type: envelope.event,
+        });
     }
     let data: UserRegisteredData = serde_json::from_value(envelope.data)?;
     Ok(IncomingEvent::UserRegistered(UserRegistered {
@@ -105,7 +108,10 @@ pub fn decode_event(message_id: Option<&str>, body: &[u8]) -> Result<IncomingEve
 fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, DecodeError> {
     DateTime::parse_from_rfc3339(value)
         .map(|time| Timestamp::from_datetime(time.with_timezone(&Utc)))
-        .map_err(|_| DecodeError::Time { field, value: value.to_owned() })
+        .map_err(|_| DecodeError::Time {
+            field,
+            value: value.to_owned(),
+        })
 }
 
 #[cfg(test)]
@@ -143,9 +149,12 @@ mod tests {
 
     #[test]
     fn extra_fields_are_accepted_and_unknown_types_are_not_errors() {
-        let body = br#"{"event":"user.deleted","data":{},"timestamp":"2025-10-19T16:37:15.456Z","v":2}"#;
+        let body =
+            br#"{"event":"user.deleted","data":{},"timestamp":"2025-10-19T16:37:15.456Z","v":2}"#;
         let decoded = decode_event(Some(ID), body).unwrap();
-        assert!(matches!(decoded, IncomingEvent::Other { ref event_type, .. } if event_type == "user.deleted"));
+        assert!(
+            matches!(decoded, IncomingEvent::Other { ref event_type, .. } if event_type == "user.deleted")
+        );
     }
 
     #[test]
@@ -155,14 +164,37 @@ mod tests {
             (None, &valid, "no message id"),
             (Some("42"), &valid, "message id is not a UUID"),
             (Some(ID), "not json", "not JSON"),
-            (Some(ID), r#"{"event":"user.registered","timestamp":"2025-10-19T16:37:15.456Z"}"#, "no data"),
-            (Some(ID), r#"{"event":"user.registered","data":{"id":"x","email":"a@b.co","username":"abc","createdAt":"2025-10-19T16:37:15.456Z"},"timestamp":"2025-10-19T16:37:15.456Z"}"#, "id not a UUID"),
-            (Some(ID), r#"{"event":"user.registered","data":{"id":"00000000-0000-0000-0000-000000000000","email":"nope","username":"abc","createdAt":"2025-10-19T16:37:15.456Z"},"timestamp":"2025-10-19T16:37:15.456Z"}"#, "bad email"),
-            (Some(ID), r#"{"event":"user.registered","data":{"id":"00000000-0000-0000-0000-000000000000","email":"a@b.co","username":"abc","createdAt":"yesterday"},"timestamp":"2025-10-19T16:37:15.456Z"}"#, "bad createdAt"),
-            (Some(ID), r#"{"event":"user.registered","data":{},"timestamp":"soon"}"#, "bad timestamp"),
+            (
+                Some(ID),
+                r#"{"event":"user.registered","timestamp":"2025-10-19T16:37:15.456Z"}"#,
+                "no data",
+            ),
+            (
+                Some(ID),
+                r#"{"event":"user.registered","data":{"id":"x","email":"a@b.co","username":"abc","createdAt":"2025-10-19T16:37:15.456Z"},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
+                "id not a UUID",
+            ),
+            (
+                Some(ID),
+                r#"{"event":"user.registered","data":{"id":"00000000-0000-0000-0000-000000000000","email":"nope","username":"abc","createdAt":"2025-10-19T16:37:15.456Z"},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
+                "bad email",
+            ),
+            (
+                Some(ID),
+                r#"{"event":"user.registered","data":{"id":"00000000-0000-0000-0000-000000000000","email":"a@b.co","username":"abc","createdAt":"yesterday"},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
+                "bad createdAt",
+            ),
+            (
+                Some(ID),
+                r#"{"event":"user.registered","data":{},"timestamp":"soon"}"#,
+                "bad timestamp",
+            ),
         ];
         for (message_id, body, why) in cases {
-            assert!(decode_event(message_id, body.as_bytes()).is_err(), "must be rejected: {why}");
+            assert!(
+                decode_event(message_id, body.as_bytes()).is_err(),
+                "must be rejected: {why}"
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Small in-memory fakes of the ports, each with a switch to make it fail.
 use crate::{
-    AccessToken, Clock, CreateUserError, EventBus, IdGenerator, Outbox, OutboxEvent, PasswordHasher,
-    PublishOutcome, TokenIssuer, UserRepository,
+    AccessToken, Clock, CreateUserError, EventBus, IdGenerator, Outbox, OutboxEvent,
+    PasswordHasher, PublishOutcome, TokenIssuer, UserRepository,
 };
 use chrono::{TimeZone, Utc};
 use domain::{EventId, Password, PasswordHash, Timestamp, User};
@@ -28,15 +28,26 @@ impl InMemoryUsers {
 }
 
 impl UserRepository for InMemoryUsers {
-    async fn create(&self, user: &User, hash: &PasswordHash, event: &OutboxEvent) -> Result<(), CreateUserError> {
+    async fn create(
+        &self,
+        user: &User,
+        hash: &PasswordHash,
+        event: &OutboxEvent,
+    ) -> Result<(), CreateUserError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(anyhow::anyhow!("database is down").into());
         }
         let mut stored = self.stored.lock().unwrap();
-        if stored.iter().any(|(u, ..)| u.email.normalized() == user.email.normalized()) {
+        if stored
+            .iter()
+            .any(|(u, ..)| u.email.normalized() == user.email.normalized())
+        {
             return Err(CreateUserError::EmailTaken);
         }
-        if stored.iter().any(|(u, ..)| u.username.normalized() == user.username.normalized()) {
+        if stored
+            .iter()
+            .any(|(u, ..)| u.username.normalized() == user.username.normalized())
+        {
             return Err(CreateUserError::UsernameTaken);
         }
         stored.push((user.clone(), hash.clone(), event.clone()));
@@ -58,7 +69,10 @@ impl FakeHasher {
 impl PasswordHasher for FakeHasher {
     async fn hash(&self, password: Password) -> anyhow::Result<PasswordHash> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(PasswordHash::from_phc(format!("hashed:{}", password.expose_secret())))
+        Ok(PasswordHash::from_phc(format!(
+            "hashed:{}",
+            password.expose_secret()
+        )))
     }
 }
 
@@ -105,7 +119,10 @@ pub struct InMemoryOutbox {
 
 impl InMemoryOutbox {
     pub fn with(events: Vec<OutboxEvent>) -> Self {
-        Self { pending: Arc::new(Mutex::new(events)), ..Self::default() }
+        Self {
+            pending: Arc::new(Mutex::new(events)),
+            ..Self::default()
+        }
     }
 
     pub fn pending_count(&self) -> usize {
@@ -119,11 +136,21 @@ impl InMemoryOutbox {
 
 impl Outbox for InMemoryOutbox {
     async fn claim_pending(&self, limit: usize) -> anyhow::Result<Vec<OutboxEvent>> {
-        Ok(self.pending.lock().unwrap().iter().take(limit).cloned().collect())
+        Ok(self
+            .pending
+            .lock()
+            .unwrap()
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {
-        self.pending.lock().unwrap().retain(|event| !ids.contains(&event.id));
+        self.pending
+            .lock()
+            .unwrap()
+            .retain(|event| !ids.contains(&event.id));
         Ok(())
     }
 

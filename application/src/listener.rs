@@ -24,7 +24,10 @@ impl EventListener for LogEvents {
                 username = %registered.username,
                 "user registered"
             ),
-            IncomingEvent::Other { event_id, event_type } => {
+            IncomingEvent::Other {
+                event_id,
+                event_type,
+            } => {
                 tracing::info!(%event_id, %event_type, "ignored an event of a type this service does not handle");
             }
         }

@@ -54,7 +54,13 @@ where
     I: IdGenerator,
 {
     pub fn new(users: R, hasher: H, tokens: T, clock: C, ids: I) -> Self {
-        Self { users, hasher, tokens, clock, ids }
+        Self {
+            users,
+            hasher,
+            tokens,
+            clock,
+            ids,
+        }
     }
 
     /// Validates every field, hashes the password, stores the user together with its
@@ -71,7 +77,12 @@ where
         let (email, username, password) = validate(&command)?;
         let password_hash = self.hasher.hash(password).await?;
         let now = self.clock.now();
-        let user = User { id: UserId::from_uuid(self.ids.next_id()), email, username, created_at: now };
+        let user = User {
+            id: UserId::from_uuid(self.ids.next_id()),
+            email,
+            username,
+            created_at: now,
+        };
         let event = UserRegistered::new(EventId::from_uuid(self.ids.next_id()), &user, now);
         let outbox_event = OutboxEvent {
             id: event.event_id,
@@ -94,7 +105,9 @@ where
 }
 
 /// Parses every field, so that the client learns about all its mistakes in one answer.
-fn validate(command: &RegisterUserCommand) -> Result<(Email, Username, Password), RegisterUserError> {
+fn validate(
+    command: &RegisterUserCommand,
+) -> Result<(Email, Username, Password), RegisterUserError> {
     let email = Email::parse(&command.email);
     let username = Username::parse(&command.username);
     let password = Password::parse(&command.password);
@@ -125,11 +138,21 @@ mod tests {
     type Subject = RegisterUser<InMemoryUsers, FakeHasher, FakeTokens, FakeClock, SequentialIds>;
 
     fn subject(users: InMemoryUsers) -> Subject {
-        RegisterUser::new(users, FakeHasher::default(), FakeTokens, FakeClock::default(), SequentialIds::default())
+        RegisterUser::new(
+            users,
+            FakeHasher::default(),
+            FakeTokens,
+            FakeClock,
+            SequentialIds::default(),
+        )
     }
 
     fn command(email: &str, username: &str, password: &str) -> RegisterUserCommand {
-        RegisterUserCommand { email: email.into(), username: username.into(), password: password.into() }
+        RegisterUserCommand {
+            email: email.into(),
+            username: username.into(),
+            password: password.into(),
+        }
     }
 
     #[tokio::test]
@@ -141,7 +164,10 @@ mod tests {
             .unwrap();
 
         assert_eq!(registration.user.email.as_ref(), "Alice@Example.com");
-        assert_eq!(registration.access_token.expose_secret(), format!("token-for-{}", registration.user.id));
+        assert_eq!(
+            registration.access_token.expose_secret(),
+            format!("token-for-{}", registration.user.id)
+        );
         let stored = users.stored();
         assert_eq!(stored.len(), 1);
         let (user, hash, event) = &stored[0];
@@ -149,35 +175,60 @@ mod tests {
         assert_eq!(hash.as_ref(), "hashed:correct horse");
         assert_eq!(event.event_type, "user.registered");
         let decoded = decode_event(Some(&event.id.to_string()), event.payload.as_bytes()).unwrap();
-        let IncomingEvent::UserRegistered(decoded) = decoded else { panic!("wrong type") };
+        let IncomingEvent::UserRegistered(decoded) = decoded else {
+            panic!("wrong type")
+        };
         assert_eq!(decoded.user_id, user.id);
         assert_eq!(decoded.created_at, user.created_at);
-        assert_ne!(event.id.as_uuid(), user.id.as_uuid(), "event and user have their own ids");
+        assert_ne!(
+            event.id.as_uuid(),
+            user.id.as_uuid(),
+            "event and user have their own ids"
+        );
     }
 
     #[tokio::test]
     async fn every_invalid_field_is_reported_and_nothing_is_stored_or_hashed() {
         let users = InMemoryUsers::default();
         let hasher = FakeHasher::default();
-        let use_case = RegisterUser::new(users.clone(), hasher.clone(), FakeTokens, FakeClock::default(), SequentialIds::default());
-        let Err(RegisterUserError::Invalid(errors)) = use_case.execute(command("nope", "a", "short")).await else {
+        let use_case = RegisterUser::new(
+            users.clone(),
+            hasher.clone(),
+            FakeTokens,
+            FakeClock,
+            SequentialIds::default(),
+        );
+        let Err(RegisterUserError::Invalid(errors)) =
+            use_case.execute(command("nope", "a", "short")).await
+        else {
             panic!("expected a validation error");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["email", "username", "password"]);
         assert!(users.stored().is_empty());
-        assert_eq!(hasher.calls(), 0, "invalid input is rejected before the expensive hash");
+        assert_eq!(
+            hasher.calls(),
+            0,
+            "invalid input is rejected before the expensive hash"
+        );
     }
 
     #[tokio::test]
     async fn taken_email_and_username_are_business_errors() {
         let users = InMemoryUsers::default();
         let use_case = subject(users.clone());
-        use_case.execute(command("alice@example.com", "alice", "correct horse")).await.unwrap();
+        use_case
+            .execute(command("alice@example.com", "alice", "correct horse"))
+            .await
+            .unwrap();
 
-        let again = use_case.execute(command("ALICE@example.com", "other", "correct horse")).await;
+        let again = use_case
+            .execute(command("ALICE@example.com", "other", "correct horse"))
+            .await;
         assert!(matches!(again, Err(RegisterUserError::EmailTaken)));
-        let again = use_case.execute(command("bob@example.com", "Alice", "correct horse")).await;
+        let again = use_case
+            .execute(command("bob@example.com", "Alice", "correct horse"))
+            .await;
         assert!(matches!(again, Err(RegisterUserError::UsernameTaken)));
         assert_eq!(users.stored().len(), 1);
     }
@@ -186,7 +237,9 @@ mod tests {
     async fn a_failing_store_is_unexpected_and_issues_no_token() {
         let users = InMemoryUsers::default();
         users.fail_next();
-        let result = subject(users.clone()).execute(command("alice@example.com", "alice", "correct horse")).await;
+        let result = subject(users.clone())
+            .execute(command("alice@example.com", "alice", "correct horse"))
+            .await;
         assert!(matches!(result, Err(RegisterUserError::Unexpected(_))));
         assert!(users.stored().is_empty());
     }

@@ -28,7 +28,11 @@ pub struct RelayOutbox<O, B> {
 
 impl<O: Outbox, B: EventBus> RelayOutbox<O, B> {
     pub fn new(outbox: O, bus: B, batch_size: usize) -> Self {
-        Self { outbox, bus, batch_size: batch_size.max(1) }
+        Self {
+            outbox,
+            bus,
+            batch_size: batch_size.max(1),
+        }
     }
 
     #[must_use]
@@ -43,7 +47,11 @@ impl<O: Outbox, B: EventBus> RelayOutbox<O, B> {
     /// When the outbox or the broker is unavailable; nothing is then marked published, and the
     /// claimed events are given back for the next attempt.
     pub async fn publish_batch(&self) -> Result<RelayReport, RelayError> {
-        let events = self.outbox.claim_pending(self.batch_size).await.map_err(RelayError::Outbox)?;
+        let events = self
+            .outbox
+            .claim_pending(self.batch_size)
+            .await
+            .map_err(RelayError::Outbox)?;
         if events.is_empty() {
             return Ok(RelayReport::default());
         }
@@ -55,7 +63,10 @@ impl<O: Outbox, B: EventBus> RelayOutbox<O, B> {
                 return Err(RelayError::Broker(error));
             }
         };
-        let mut report = RelayReport { claimed: events.len(), ..RelayReport::default() };
+        let mut report = RelayReport {
+            claimed: events.len(),
+            ..RelayReport::default()
+        };
         let mut confirmed = Vec::with_capacity(ids.len());
         let mut refused = Vec::new();
         for (id, outcome) in ids.iter().zip(outcomes) {
@@ -72,11 +83,19 @@ impl<O: Outbox, B: EventBus> RelayOutbox<O, B> {
             }
         }
         if !refused.is_empty() {
-            tracing::warn!(returned = report.returned, nacked = report.nacked, "broker refused events; they stay pending");
-            self.give_back(&refused, "returned as unroutable or nacked by the broker").await;
+            tracing::warn!(
+                returned = report.returned,
+                nacked = report.nacked,
+                "broker refused events; they stay pending"
+            );
+            self.give_back(&refused, "returned as unroutable or nacked by the broker")
+                .await;
         }
         // If this fails the events are published again later: at least once, never lost.
-        self.outbox.mark_published(&confirmed).await.map_err(RelayError::Outbox)?;
+        self.outbox
+            .mark_published(&confirmed)
+            .await
+            .map_err(RelayError::Outbox)?;
         report.published = confirmed.len();
         Ok(report)
     }
@@ -84,7 +103,10 @@ impl<O: Outbox, B: EventBus> RelayOutbox<O, B> {
     async fn give_back(&self, ids: &[EventId], reason: &str) {
         if let Err(error) = self.outbox.release(ids, reason).await {
             // The claim expires by itself; this only delays the next attempt.
-            tracing::warn!(error = format!("{error:#}"), "could not release claimed outbox events");
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not release claimed outbox events"
+            );
         }
     }
 }
@@ -102,7 +124,14 @@ mod tests {
 
         let report = relay.publish_batch().await.unwrap();
 
-        assert_eq!(report, RelayReport { claimed: 2, published: 2, ..RelayReport::default() });
+        assert_eq!(
+            report,
+            RelayReport {
+                claimed: 2,
+                published: 2,
+                ..RelayReport::default()
+            }
+        );
         assert_eq!(outbox.pending_count(), 0);
         assert_eq!(bus.published().len(), 2);
     }
@@ -114,9 +143,16 @@ mod tests {
         bus.set_down(true);
         let relay = RelayOutbox::new(outbox.clone(), bus.clone(), 10);
 
-        assert!(matches!(relay.publish_batch().await, Err(RelayError::Broker(_))));
+        assert!(matches!(
+            relay.publish_batch().await,
+            Err(RelayError::Broker(_))
+        ));
         assert_eq!(outbox.pending_count(), 2);
-        assert_eq!(outbox.released(), 2, "claims are given back at once, not left to expire");
+        assert_eq!(
+            outbox.released(),
+            2,
+            "claims are given back at once, not left to expire"
+        );
 
         bus.set_down(false);
         assert_eq!(relay.publish_batch().await.unwrap().published, 2);
@@ -125,14 +161,27 @@ mod tests {
 
     #[tokio::test]
     async fn returned_and_nacked_events_stay_pending() {
-        let outbox = InMemoryOutbox::with(vec![pending_event(1), pending_event(2), pending_event(3)]);
+        let outbox =
+            InMemoryOutbox::with(vec![pending_event(1), pending_event(2), pending_event(3)]);
         let bus = FakeBus::default();
-        bus.answer_with(vec![PublishOutcome::Confirmed, PublishOutcome::Returned, PublishOutcome::Nacked]);
+        bus.answer_with(vec![
+            PublishOutcome::Confirmed,
+            PublishOutcome::Returned,
+            PublishOutcome::Nacked,
+        ]);
         let relay = RelayOutbox::new(outbox.clone(), bus, 10);
 
         let report = relay.publish_batch().await.unwrap();
 
-        assert_eq!(report, RelayReport { claimed: 3, published: 1, returned: 1, nacked: 1 });
+        assert_eq!(
+            report,
+            RelayReport {
+                claimed: 3,
+                published: 1,
+                returned: 1,
+                nacked: 1
+            }
+        );
         assert_eq!(outbox.pending_count(), 2);
     }
 

@@ -12,9 +12,9 @@ use application::{
     EventListener, LogEvents, RegisterUser, RegisterUserCommand, RegisterUserError, Registration,
     RelayOutbox,
 };
+use poem::Server;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::Server;
 use rand::RngCore;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-type Register = RegisterUser<PostgresUserRepository, Argon2PasswordHasher, JwtTokenIssuer, SystemClock, UuidV7Ids>;
+type Register = RegisterUser<
+    PostgresUserRepository,
+    Argon2PasswordHasher,
+    JwtTokenIssuer,
+    SystemClock,
+    UuidV7Ids,
+>;
 
 impl Registrations for Register {
     fn register(
@@ -62,8 +68,12 @@ impl Application {
     ///
     /// # Errors
     /// As [`Application::build`].
-    pub async fn build_with_listener<L: EventListener>(settings: Settings, listener: L) -> anyhow::Result<Self> {
-        let pool = connect_database(&settings.database_url, settings.database_max_connections).await?;
+    pub async fn build_with_listener<L: EventListener>(
+        settings: Settings,
+        listener: L,
+    ) -> anyhow::Result<Self> {
+        let pool =
+            connect_database(&settings.database_url, settings.database_max_connections).await?;
         let register = RegisterUser::new(
             PostgresUserRepository::new(pool.clone()),
             Argon2PasswordHasher,
@@ -124,9 +134,17 @@ impl Application {
     ///
     /// # Errors
     /// When the HTTP server fails.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let relay = tokio::spawn(run_relay(self.relay, self.wakeups, self.poll_interval, stop.clone()));
+        let relay = tokio::spawn(run_relay(
+            self.relay,
+            self.wakeups,
+            self.poll_interval,
+            stop.clone(),
+        ));
         let consumer = self.consumer.map(|start| start(stop.clone()));
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
@@ -144,7 +162,9 @@ fn token_issuer(settings: &Settings) -> anyhow::Result<JwtTokenIssuer> {
     let secret = match &settings.jwt_secret {
         Some(secret) => secret.0.as_bytes().to_vec(),
         None => {
-            tracing::warn!("JWT_SECRET is not set: using a random secret, so tokens will not survive a restart or work across instances");
+            tracing::warn!(
+                "JWT_SECRET is not set: using a random secret, so tokens will not survive a restart or work across instances"
+            );
             let mut secret = vec![0; 32];
             rand::rng().fill_bytes(&mut secret);
             secret

@@ -5,7 +5,9 @@ use adapters::{Topology, connect_broker, declare_topology};
 use application::{EventListener, decode_event};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::FieldTable;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +56,9 @@ pub async fn run_consumer<L: EventListener>(
     loop {
         match consume(&config, &*listener, &stats, &shutdown, &mut backoff).await {
             Ok(()) => return,
-            Err(error) => tracing::warn!(error = format!("{error:#}"), queue = %config.topology.queue, "consumer lost the broker; reconnecting"),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), queue = %config.topology.queue, "consumer lost the broker; reconnecting")
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -75,7 +79,9 @@ async fn consume<L: EventListener>(
     let channel = connection.create_channel().await?;
     declare_topology(&channel, &config.topology).await?;
     // Bounded prefetch: a backlog stays in the broker, not in this process's memory.
-    channel.basic_qos(config.prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
     let mut deliveries = channel
         .basic_consume(
             config.topology.queue.as_str().into(),
@@ -100,14 +106,24 @@ async fn consume<L: EventListener>(
     }
 }
 
-async fn process<L: EventListener>(delivery: Delivery, listener: &L, stats: &ConsumerStats) -> anyhow::Result<()> {
-    let message_id = delivery.properties.message_id().as_ref().map(|id| id.as_str().to_owned());
+async fn process<L: EventListener>(
+    delivery: Delivery,
+    listener: &L,
+    stats: &ConsumerStats,
+) -> anyhow::Result<()> {
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_owned());
     let event = match decode_event(message_id.as_deref(), &delivery.data) {
         Ok(event) => event,
         Err(reason) => {
             // It can never succeed, so requeueing would only make it loop.
             tracing::warn!(%reason, message_id = message_id.as_deref().unwrap_or("-"), "rejecting a message that is not a valid event");
-            delivery.reject(BasicRejectOptions { requeue: false }).await?;
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
             stats.rejected.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
@@ -119,7 +135,12 @@ async fn process<L: EventListener>(delivery: Delivery, listener: &L, stats: &Con
         }
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), event_id = %event.event_id(), "listener failed; the event is requeued");
-            delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await?;
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
             stats.failed.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -34,7 +34,10 @@ pub async fn run_relay(
             }
             Err(error) => {
                 if !failing {
-                    tracing::warn!(error = format!("{error:#}"), "outbox relay cannot publish; events stay in the outbox and will be retried");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "outbox relay cannot publish; events stay in the outbox and will be retried"
+                    );
                 }
                 failing = true;
                 Some(next_pause(&mut backoff))

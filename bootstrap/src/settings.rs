@@ -107,12 +107,20 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let invalid = |name, reason: &str| Err(SettingsError { name, reason: reason.into() });
+        let invalid = |name, reason: &str| {
+            Err(SettingsError {
+                name,
+                reason: reason.into(),
+            })
+        };
         if self.jwt_secret.as_ref().is_some_and(|s| s.0.is_empty()) {
             return invalid("JWT_SECRET", "must not be empty when set");
         }
         if self.consumer_prefetch == 0 {
-            return invalid("CONSUMER_PREFETCH", "must be at least 1 (0 would mean unbounded)");
+            return invalid(
+                "CONSUMER_PREFETCH",
+                "must be at least 1 (0 would mean unbounded)",
+            );
         }
         if self.outbox_batch_size == 0 {
             return invalid("OUTBOX_BATCH_SIZE", "must be at least 1");
@@ -128,9 +136,10 @@ fn parse<T: FromStr>(name: &'static str, raw: &str) -> Result<T, SettingsError>
 where
     T::Err: fmt::Display,
 {
-    raw.trim()
-        .parse()
-        .map_err(|error: T::Err| SettingsError { name, reason: format!("{raw:?}: {error}") })
+    raw.trim().parse().map_err(|error: T::Err| SettingsError {
+        name,
+        reason: format!("{raw:?}: {error}"),
+    })
 }
 
 /// A secret setting; its `Debug` output hides the value.
@@ -149,15 +158,20 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
     #[test]
     fn defaults_point_at_the_local_services_and_the_seed_names() {
         let settings = from(&[]).unwrap();
-        assert_eq!(settings.database_url, "postgres://postgres@127.0.0.1:5432/registrar");
+        assert_eq!(
+            settings.database_url,
+            "postgres://postgres@127.0.0.1:5432/registrar"
+        );
         assert_eq!(settings.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(settings.topology.exchange, "topic_validateJSON");
         assert_eq!(settings.topology.routing_key, "topic_validateJSON");
@@ -168,7 +182,12 @@ mod tests {
 
     #[test]
     fn environment_overrides_defaults() {
-        let settings = from(&[("HTTP_ADDR", "127.0.0.1:9000"), ("AMQP_QUEUE", "q"), ("CONSUMER_ENABLED", "false")]).unwrap();
+        let settings = from(&[
+            ("HTTP_ADDR", "127.0.0.1:9000"),
+            ("AMQP_QUEUE", "q"),
+            ("CONSUMER_ENABLED", "false"),
+        ])
+        .unwrap();
         assert_eq!(settings.http_addr, "127.0.0.1:9000");
         assert_eq!(settings.topology.queue, "q");
         assert!(!settings.consumer_enabled);
@@ -176,8 +195,13 @@ mod tests {
 
     #[test]
     fn an_invalid_setting_is_named_in_one_line() {
-        let error = from(&[("CONSUMER_PREFETCH", "lots")]).unwrap_err().to_string();
-        assert!(error.starts_with("setting CONSUMER_PREFETCH is invalid"), "{error}");
+        let error = from(&[("CONSUMER_PREFETCH", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("setting CONSUMER_PREFETCH is invalid"),
+            "{error}"
+        );
         assert!(!error.contains('\n'));
         assert!(from(&[("CONSUMER_PREFETCH", "0")]).is_err());
         assert!(from(&[("JWT_SECRET", "")]).is_err());

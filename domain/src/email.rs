@@ -94,7 +94,10 @@ mod tests {
             ("al ice@example.com", "space inside"),
         ];
         for (raw, why) in cases {
-            assert!(Email::parse(raw).is_err(), "{raw:?} must be rejected: {why}");
+            assert!(
+                Email::parse(raw).is_err(),
+                "{raw:?} must be rejected: {why}"
+            );
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(EmailError::TooLong));

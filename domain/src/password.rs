@@ -74,10 +74,22 @@ mod tests {
     #[test]
     fn length_policy_counts_characters_not_bytes() {
         assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse("ééééééé").is_err(), "7 characters, 14 bytes");
-        assert!(Password::parse(&"é".repeat(256)).is_ok(), "256 characters, 512 bytes");
-        assert_eq!(Password::parse("1234567").err(), Some(PasswordError::TooShort));
-        assert_eq!(Password::parse(&"x".repeat(257)).err(), Some(PasswordError::TooLong));
+        assert!(
+            Password::parse("ééééééé").is_err(),
+            "7 characters, 14 bytes"
+        );
+        assert!(
+            Password::parse(&"é".repeat(256)).is_ok(),
+            "256 characters, 512 bytes"
+        );
+        assert_eq!(
+            Password::parse("1234567").err(),
+            Some(PasswordError::TooShort)
+        );
+        assert_eq!(
+            Password::parse(&"x".repeat(257)).err(),
+            Some(PasswordError::TooLong)
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn valid_names_are_trimmed() {
-        assert_eq!(Username::parse(" Alice.B_c-9 ").unwrap().as_ref(), "Alice.B_c-9");
+        assert_eq!(
+            Username::parse(" Alice.B_c-9 ").unwrap().as_ref(),
+            "Alice.B_c-9"
+        );
         assert_eq!(Username::parse("abc").unwrap().normalized(), "abc");
         assert!(Username::parse(&"a".repeat(32)).is_ok());
     }
@@ -77,7 +80,11 @@ mod tests {
             ("al ice", UsernameError::Characters, "inner space"),
             ("alice!", UsernameError::Characters, "punctuation"),
             ("ålice", UsernameError::Characters, "non-ASCII letter"),
-            ("ａｌｉｃｅ", UsernameError::Characters, "full-width look-alike"),
+            (
+                "ａｌｉｃｅ",
+                UsernameError::Characters,
+                "full-width look-alike",
+            ),
         ];
         for (raw, expected, why) in cases {
             assert_eq!(Username::parse(raw), Err(expected), "{raw:?}: {why}");

@@ -16,12 +16,10 @@ use poem_openapi::OpenApiService;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn service<R: Registrations>(api: AuthApi<R>) -> OpenApiService<AuthApi<R>, ()> {
-    OpenApiService::new(api, "registrar", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Registers users and announces every registration as a `user.registered` event on \
+    OpenApiService::new(api, "registrar", env!("CARGO_PKG_VERSION")).description(
+        "Registers users and announces every registration as a `user.registered` event on \
              RabbitMQ (exchange `topic_validateJSON`).",
-        )
-        
+    )
 }
 
 /// The whole HTTP surface: the API, `/docs` (Swagger UI) and `/openapi.json`.

@@ -56,7 +56,11 @@ impl Problem {
         tracing::error!(%request_id, error = format!("{error:#}"), "request failed unexpectedly");
         Self {
             request_id: Some(request_id),
-            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "an unexpected error occurred")
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "an unexpected error occurred",
+            )
         }
     }
 

@@ -31,7 +31,9 @@ pub struct AuthApi<R> {
 
 impl<R> AuthApi<R> {
     pub fn new(registrations: R) -> Self {
-        Self { registrations: Arc::new(registrations) }
+        Self {
+            registrations: Arc::new(registrations),
+        }
     }
 }
 
@@ -131,11 +133,18 @@ impl From<RegisterUserError> for RegisterResponse {
     fn from(error: RegisterUserError) -> Self {
         match error {
             RegisterUserError::Invalid(fields) => {
-                let mut problem = Problem::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", "one or more fields are invalid");
+                let mut problem = Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_FAILED",
+                    "one or more fields are invalid",
+                );
                 problem.errors = Some(
                     fields
                         .into_iter()
-                        .map(|e| FieldProblem { field: e.field.to_owned(), message: e.message })
+                        .map(|e| FieldProblem {
+                            field: e.field.to_owned(),
+                            message: e.message,
+                        })
                         .collect(),
                 );
                 Self::BadRequest(Json(problem))
@@ -161,10 +170,19 @@ impl<R: Registrations> AuthApi<R> {
     ///
     /// Creates the account and, in the same transaction, records a `user.registered` event
     /// that is published to RabbitMQ. Answers without waiting for the broker.
-    #[oai(path = "/auth/register", method = "post", operation_id = "register", tag = "ApiTags::Auth")]
+    #[oai(
+        path = "/auth/register",
+        method = "post",
+        operation_id = "register",
+        tag = "ApiTags::Auth"
+    )]
     async fn register(&self, body: Json<RegisterRequest>) -> RegisterResponse {
         let Json(body) = body;
-        let command = RegisterUserCommand { email: body.email.0, username: body.username.0, password: body.password.0 };
+        let command = RegisterUserCommand {
+            email: body.email.0,
+            username: body.username.0,
+            password: body.password.0,
+        };
         match self.registrations.register(command).await {
             Ok(registration) => RegisterResponse::Created(Json(registration.into())),
             Err(error) => error.into(),
@@ -177,6 +195,8 @@ pub(super) struct SpecOnly;
 
 impl Registrations for SpecOnly {
     async fn register(&self, _: RegisterUserCommand) -> Result<Registration, RegisterUserError> {
-        Err(RegisterUserError::Unexpected(anyhow::anyhow!("the spec-only API serves no requests")))
+        Err(RegisterUserError::Unexpected(anyhow::anyhow!(
+            "the spec-only API serves no requests"
+        )))
     }
 }

@@ -27,7 +27,9 @@ impl Type for StrictString {
         Some(&self.0)
     }
 
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
         Box::new(self.as_raw_value().into_iter())
     }
 }
@@ -37,7 +39,10 @@ impl ParseFromJSON for StrictString {
         match value {
             Some(Value::String(text)) => Ok(Self(text)),
             // Say what was expected without echoing the value, which may be a password.
-            Some(other) => Err(ParseError::custom(format!("expected a string, got {}", json_kind(&other)))),
+            Some(other) => Err(ParseError::custom(format!(
+                "expected a string, got {}",
+                json_kind(&other)
+            ))),
             None => Err(ParseError::custom("expected a string, got nothing")),
         }
     }
@@ -67,9 +72,21 @@ mod tests {
 
     #[test]
     fn only_strings_are_accepted() {
-        assert_eq!(StrictString::parse_from_json(Some(json!("x"))).unwrap().0, "x");
-        for value in [json!(12_345_678), json!(true), json!(null), json!(["x"]), json!({"x": 1})] {
-            assert!(StrictString::parse_from_json(Some(value.clone())).is_err(), "{value}");
+        assert_eq!(
+            StrictString::parse_from_json(Some(json!("x"))).unwrap().0,
+            "x"
+        );
+        for value in [
+            json!(12_345_678),
+            json!(true),
+            json!(null),
+            json!(["x"]),
+            json!({"x": 1}),
+        ] {
+            assert!(
+                StrictString::parse_from_json(Some(value.clone())).is_err(),
+                "{value}"
+            );
         }
         assert!(StrictString::parse_from_json(None).is_err());
     }

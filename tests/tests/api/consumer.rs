@@ -23,12 +23,19 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
             properties,
         )
     };
-    publish(uuid::Uuid::new_v4().to_string(), "{ this is not json").await.unwrap().await.unwrap();
-    publish(uuid::Uuid::new_v4().to_string(), r#"{"event":"user.registered","data":{"id":"x"},"timestamp":"2025-10-19T16:37:15.456Z"}"#)
+    publish(uuid::Uuid::new_v4().to_string(), "{ this is not json")
         .await
         .unwrap()
         .await
         .unwrap();
+    publish(
+        uuid::Uuid::new_v4().to_string(),
+        r#"{"event":"user.registered","data":{"id":"x"},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     let valid_id = uuid::Uuid::new_v4();
     publish(
         valid_id.to_string(),
@@ -39,15 +46,35 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
     .await
     .unwrap();
 
-    let handled = app.next_handled(WAIT).await.expect("the valid message is handled");
-    let IncomingEvent::UserRegistered(event) = handled else { panic!("unexpected {handled:?}") };
+    let handled = app
+        .next_handled(WAIT)
+        .await
+        .expect("the valid message is handled");
+    let IncomingEvent::UserRegistered(event) = handled else {
+        panic!("unexpected {handled:?}")
+    };
     assert_eq!(event.event_id.as_uuid(), valid_id);
     assert_eq!(event.username.as_ref(), "bob");
 
     let stats = app.consumer_stats.clone();
-    let settled = poll_until(WAIT, || async { (stats.rejected() >= 2 && stats.handled() >= 1).then_some(()) }).await;
-    assert!(settled.is_some(), "rejected {} handled {}", stats.rejected(), stats.handled());
-    assert_eq!(stats.rejected(), 2, "rejected once each, never requeued into a loop");
+    let settled = poll_until(WAIT, || async {
+        (stats.rejected() >= 2 && stats.handled() >= 1).then_some(())
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "rejected {} handled {}",
+        stats.rejected(),
+        stats.handled()
+    );
+    assert_eq!(
+        stats.rejected(),
+        2,
+        "rejected once each, never requeued into a loop"
+    );
     assert_eq!(stats.handled(), 1);
-    assert!(app.next_handled(Duration::ZERO).await.is_none(), "nothing invalid reached the listener");
+    assert!(
+        app.next_handled(Duration::ZERO).await.is_none(),
+        "nothing invalid reached the listener"
+    );
 }

@@ -27,8 +27,15 @@ pub struct Services {
 }
 
 pub async fn services() -> Services {
-    match (std::env::var("TEST_POSTGRES_URL"), std::env::var("TEST_AMQP_URL")) {
-        (Ok(postgres_url), Ok(amqp_url)) => Services { postgres_url, amqp_url, _containers: Vec::new() },
+    match (
+        std::env::var("TEST_POSTGRES_URL"),
+        std::env::var("TEST_AMQP_URL"),
+    ) {
+        (Ok(postgres_url), Ok(amqp_url)) => Services {
+            postgres_url,
+            amqp_url,
+            _containers: Vec::new(),
+        },
         _ => start_containers().await,
     }
 }
@@ -42,8 +49,14 @@ async fn start_containers() -> Services {
                 containers, which needs a Docker engine";
     let postgres = Postgres::default().start().await.expect(hint);
     let rabbitmq = RabbitMq::default().start().await.expect(hint);
-    let pg_port = postgres.get_host_port_ipv4(5432).await.expect("postgres port is mapped");
-    let amqp_port = rabbitmq.get_host_port_ipv4(5672).await.expect("rabbitmq port is mapped");
+    let pg_port = postgres
+        .get_host_port_ipv4(5432)
+        .await
+        .expect("postgres port is mapped");
+    let amqp_port = rabbitmq
+        .get_host_port_ipv4(5672)
+        .await
+        .expect("rabbitmq port is mapped");
     Services {
         postgres_url: format!("postgres://postgres:postgres@127.0.0.1:{pg_port}/postgres"),
         amqp_url: format!("amqp://guest:guest@127.0.0.1:{amqp_port}/%2f"),
@@ -99,16 +112,23 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     } else {
         None
     };
-    let mut settings = Settings::default();
-    settings.database_url = with_database(&services.postgres_url, &database);
-    settings.amqp_url = match &proxy {
+    let amqp_url = match &proxy {
         Some(proxy) => through(&services.amqp_url, proxy),
         None => services.amqp_url.clone(),
     };
-    settings.topology.exchange = format!("test.{unique}.topic_validateJSON");
-    settings.topology.queue = format!("test.{unique}.topic_validateJSON");
-    settings.jwt_secret = Some(Secret(JWT_SECRET.into()));
-    settings.http_addr = "127.0.0.1:0".into();
+    let defaults = Settings::default();
+    let settings = Settings {
+        database_url: with_database(&services.postgres_url, &database),
+        amqp_url,
+        topology: adapters::Topology {
+            exchange: format!("test.{unique}.topic_validateJSON"),
+            queue: format!("test.{unique}.topic_validateJSON"),
+            ..defaults.topology.clone()
+        },
+        jwt_secret: Some(Secret(JWT_SECRET.into())),
+        http_addr: "127.0.0.1:0".into(),
+        ..defaults
+    };
 
     // The observer queue is bound before the service starts, so it sees every event.
     let connection = Connection::connect(&services.amqp_url, ConnectionProperties::default())
@@ -119,7 +139,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     observe(&channel, &settings, &observer_queue).await;
     // The service declares the same on connect; declaring it first means nothing the test
     // publishes can be dropped for want of a bound queue.
-    adapters::declare_topology(&channel, &settings.topology).await.expect("declare the service's topology");
+    adapters::declare_topology(&channel, &settings.topology)
+        .await
+        .expect("declare the service's topology");
 
     let (sender, handled) = mpsc::unbounded_channel();
     let app = Application::build_with_listener(settings.clone(), RecordingListener(sender))
@@ -129,7 +151,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let consumer_stats = app.consumer_stats();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
 
-    let db = PgPool::connect(&settings.database_url).await.expect("the test connects to its database");
+    let db = PgPool::connect(&settings.database_url)
+        .await
+        .expect("the test connects to its database");
     TestApp {
         address,
         client: reqwest::Client::new(),
@@ -151,7 +175,10 @@ async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
         .exchange_declare(
             topology.exchange.as_str().into(),
             ExchangeKind::Topic,
-            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -159,7 +186,11 @@ async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
     channel
         .queue_declare(
             queue.into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() },
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -188,7 +219,11 @@ impl Published {
     }
 
     pub fn message_id(&self) -> String {
-        self.properties.message_id().as_ref().expect("message_id is set").to_string()
+        self.properties
+            .message_id()
+            .as_ref()
+            .expect("message_id is set")
+            .to_string()
     }
 }
 
@@ -211,7 +246,10 @@ impl TestApp {
         poll_until(within, || async {
             let message = self
                 .channel
-                .basic_get(self.observer_queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .basic_get(
+                    self.observer_queue.as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
                 .await
                 .expect("basic.get on the observer queue");
             message.map(|message| Published {
@@ -233,7 +271,10 @@ impl TestApp {
 
     /// The next event the service's own consumer handled, waiting up to `within`.
     pub async fn next_handled(&self, within: Duration) -> Option<IncomingEvent> {
-        tokio::time::timeout(within, self.handled.lock().await.recv()).await.ok().flatten()
+        tokio::time::timeout(within, self.handled.lock().await.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn pending_outbox_events(&self) -> i64 {
@@ -245,12 +286,22 @@ impl TestApp {
 
     /// Waits until the relay has confirmed every event in the outbox.
     pub async fn wait_for_empty_outbox(&self, within: Duration) {
-        let drained = poll_until(within, || async { (self.pending_outbox_events().await == 0).then_some(()) }).await;
-        assert!(drained.is_some(), "the outbox still has {} pending events", self.pending_outbox_events().await);
+        let drained = poll_until(within, || async {
+            (self.pending_outbox_events().await == 0).then_some(())
+        })
+        .await;
+        assert!(
+            drained.is_some(),
+            "the outbox still has {} pending events",
+            self.pending_outbox_events().await
+        );
     }
 
     pub async fn user_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.db).await.expect("count users")
+        sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.db)
+            .await
+            .expect("count users")
     }
 }
 
@@ -283,22 +334,35 @@ pub fn valid_registration(tag: &str) -> Value {
 /// `registrar_test_<unix seconds>_<unique>`: the time lets later runs drop what a crashed
 /// run left behind.
 fn database_name(unique: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
     format!("registrar_test_{now}_{unique}")
 }
 
 async fn drop_stale_databases(server_url: &str) {
-    let Ok(pool) = PgPool::connect(server_url).await else { return };
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'registrar\\_test\\_%'")
-        .fetch_all(&pool)
-        .await
-        .unwrap_or_default();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
+    let Ok(pool) = PgPool::connect(server_url).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'registrar\\_test\\_%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
     for name in names {
         let created: Option<u64> = name.split('_').nth(2).and_then(|secs| secs.parse().ok());
-        if created.is_some_and(|created| now.saturating_sub(created) > STALE_DATABASE_AGE.as_secs()) {
+        if created.is_some_and(|created| now.saturating_sub(created) > STALE_DATABASE_AGE.as_secs())
+        {
             let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await;
         }
     }
 }
@@ -311,7 +375,11 @@ fn with_database(server_url: &str, database: &str) -> String {
 
 fn broker_address(amqp_url: &str) -> String {
     let url = url::Url::parse(amqp_url).expect("TEST_AMQP_URL is a URL");
-    format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5672))
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().unwrap_or(5672)
+    )
 }
 
 fn through(amqp_url: &str, proxy: &TcpProxy) -> String {

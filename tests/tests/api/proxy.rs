@@ -14,11 +14,17 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     pub async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let address = listener.local_addr().expect("the proxy has an address");
         let open = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0);
-        let proxy = Self { address, open: open.clone(), cuts: cuts.clone() };
+        let proxy = Self {
+            address,
+            open: open.clone(),
+            cuts: cuts.clone(),
+        };
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !open.load(Ordering::SeqCst) {
@@ -47,7 +53,9 @@ impl TcpProxy {
 }
 
 async fn relay(mut client: TcpStream, upstream: String, mut cut: watch::Receiver<u64>) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
         _ = cut.changed() => {}

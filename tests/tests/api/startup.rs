@@ -3,14 +3,19 @@ use bootstrap::{Application, Settings};
 
 #[tokio::test]
 async fn an_unreachable_database_is_named_in_one_line() {
-    let mut settings = Settings::default();
-    // Nothing listens on port 1.
-    settings.database_url = "postgres://postgres@127.0.0.1:1/registrar".into();
-    settings.http_addr = "127.0.0.1:0".into();
+    let settings = Settings {
+        // Nothing listens on port 1.
+        database_url: "postgres://postgres@127.0.0.1:1/registrar".into(),
+        http_addr: "127.0.0.1:0".into(),
+        ..Settings::default()
+    };
     let Err(error) = Application::build(settings).await else {
         panic!("start-up must fail without a database");
     };
     let message = format!("{error:#}");
-    assert!(message.contains("cannot reach PostgreSQL at 127.0.0.1:1"), "{message}");
+    assert!(
+        message.contains("cannot reach PostgreSQL at 127.0.0.1:1"),
+        "{message}"
+    );
     assert!(!message.contains('\n'), "{message}");
 }
