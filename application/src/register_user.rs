@@ -111,6 +111,12 @@ fn validate(
     let email = Email::parse(&command.email);
     let username = Username::parse(&command.username);
     let password = Password::parse(&command.password);
+    let password = match (&email, &username, password) {
+        (Ok(email), Ok(username), Ok(password)) => password
+            .ensure_differs_from(email, username)
+            .map(|()| password),
+        (_, _, password) => password,
+    };
     match (email, username, password) {
         (Ok(email), Ok(username), Ok(password)) => Ok((email, username, password)),
         (email, username, password) => {
