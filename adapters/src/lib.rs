@@ -6,14 +6,18 @@ mod argon2_hasher;
 mod jwt;
 mod postgres;
 mod postgres_outbox;
+mod postgres_sessions;
 mod postgres_users;
 mod rabbitmq;
+mod refresh_tokens;
 mod system;
 
 pub use argon2_hasher::Argon2PasswordHasher;
 pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer};
 pub use postgres::{OUTBOX_CHANNEL, connect_database};
 pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};
+pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
 pub use rabbitmq::{RabbitMqEventBus, Topology, connect_broker, declare_topology};
+pub use refresh_tokens::HmacRefreshTokens;
 pub use system::{SystemClock, UuidV7Ids};

@@ -2,8 +2,10 @@
 use crate::postgres::OUTBOX_CHANNEL;
 use anyhow::Context;
 use application::{CreateUserError, OutboxEvent, UserRepository};
-use domain::{PasswordHash, User};
+use chrono::{DateTime, Utc};
+use domain::{Email, LoginIdentifier, PasswordHash, Timestamp, User, UserId, Username};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct PostgresUserRepository {
@@ -56,6 +58,70 @@ impl UserRepository for PostgresUserRepository {
             .context("notify the outbox relay")?;
         tx.commit().await.context("commit registration")?;
         Ok(())
+    }
+
+    async fn find_by_login(
+        &self,
+        identifier: &LoginIdentifier,
+    ) -> anyhow::Result<Option<(User, PasswordHash)>> {
+        // The lookups use the same expressions as the unique indexes, so they use them.
+        match identifier {
+            LoginIdentifier::Email(email) => {
+                self.find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE lower(email) = $1", email.clone()).await
+            }
+            LoginIdentifier::Username(name) => {
+                self.find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE lower(username) = $1", name.clone())
+                    .await
+            }
+            LoginIdentifier::Unmatchable => Ok(None),
+        }
+    }
+
+    async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
+        let found = self
+            .find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE id = $1::uuid", id.to_string())
+            .await?;
+        Ok(found.map(|(user, _)| user))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    username: String,
+    password_hash: String,
+    created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn into_user(self) -> anyhow::Result<(User, PasswordHash)> {
+        // Stored values passed these same rules on the way in; failing here means the rules
+        // tightened since, which the operator must hear about.
+        let user = User {
+            id: UserId::from_uuid(self.id),
+            email: Email::parse(&self.email)
+                .with_context(|| format!("stored email of user {} no longer parses", self.id))?,
+            username: Username::parse(&self.username)
+                .with_context(|| format!("stored username of user {} no longer parses", self.id))?,
+            created_at: Timestamp::from_datetime(self.created_at),
+        };
+        Ok((user, PasswordHash::from_phc(self.password_hash)))
+    }
+}
+
+impl PostgresUserRepository {
+    async fn find_one(
+        &self,
+        query: &'static str,
+        key: String,
+    ) -> anyhow::Result<Option<(User, PasswordHash)>> {
+        let row: Option<UserRow> = sqlx::query_as(query)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .context("look up user")?;
+        row.map(UserRow::into_user).transpose()
     }
 }
 

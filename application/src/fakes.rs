@@ -1,15 +1,57 @@
 //! Small in-memory fakes of the ports, each with a switch to make it fail.
 use crate::{
-    AccessToken, Clock, CreateUserError, EventBus, IdGenerator, Outbox, OutboxEvent,
-    PasswordHasher, PublishOutcome, TokenIssuer, UserRepository,
+    AccessGrant, AccessToken, Accounts, Clock, CreateUserError, EventBus, IdGenerator,
+    InvalidToken, IssuedAccessToken, NewSession, Outbox, OutboxEvent, PasswordHasher, PortSet,
+    Ports, PublishOutcome, RefreshToken, RefreshTokens, Rotation, SessionPolicy, SessionStore,
+    TokenFingerprint, TokenIssuer, UserRepository,
 };
 use chrono::{TimeZone, Utc};
-use domain::{EventId, Password, PasswordHash, Timestamp, User};
+use domain::{
+    EventId, LoginIdentifier, Password, PasswordHash, RefreshDecision, RefreshTokenState,
+    SessionId, Timestamp, User, UserId,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use uuid::Uuid;
 
 type StoredUser = (User, PasswordHash, OutboxEvent);
+
+/// Every fake, sharing state with the [`Accounts`] built from it.
+#[derive(Clone, Default)]
+pub struct Fakes {
+    pub users: InMemoryUsers,
+    pub hasher: FakeHasher,
+    pub sessions: InMemorySessions,
+    pub clock: FakeClock,
+}
+
+pub struct FakePorts;
+
+impl Ports for FakePorts {
+    type Users = InMemoryUsers;
+    type Hasher = FakeHasher;
+    type Tokens = FakeTokens;
+    type Sessions = InMemorySessions;
+    type RefreshTokens = FakeRefreshTokens;
+    type Clock = FakeClock;
+    type Ids = SequentialIds;
+}
+
+pub fn accounts(fakes: &Fakes) -> Accounts<FakePorts> {
+    Accounts::new(
+        PortSet {
+            users: fakes.users.clone(),
+            hasher: fakes.hasher.clone(),
+            tokens: FakeTokens,
+            sessions: fakes.sessions.clone(),
+            refresh_tokens: FakeRefreshTokens::default(),
+            clock: fakes.clock.clone(),
+            ids: SequentialIds::default(),
+        },
+        SessionPolicy::default(),
+    )
+}
 
 #[derive(Clone, Default)]
 pub struct InMemoryUsers {
@@ -53,16 +95,46 @@ impl UserRepository for InMemoryUsers {
         stored.push((user.clone(), hash.clone(), event.clone()));
         Ok(())
     }
+
+    async fn find_by_login(
+        &self,
+        identifier: &LoginIdentifier,
+    ) -> anyhow::Result<Option<(User, PasswordHash)>> {
+        let stored = self.stored.lock().unwrap();
+        Ok(stored
+            .iter()
+            .find(|(user, ..)| match identifier {
+                LoginIdentifier::Email(email) => user.email.normalized() == *email,
+                LoginIdentifier::Username(name) => user.username.normalized() == *name,
+                LoginIdentifier::Unmatchable => false,
+            })
+            .map(|(user, hash, _)| (user.clone(), hash.clone())))
+    }
+
+    async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
+        Ok(self
+            .stored
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(user, ..)| user.id == id)
+            .map(|(user, ..)| user.clone()))
+    }
 }
 
 #[derive(Clone, Default)]
 pub struct FakeHasher {
     calls: Arc<AtomicUsize>,
+    verifications: Arc<AtomicUsize>,
 }
 
 impl FakeHasher {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn verifications(&self) -> usize {
+        self.verifications.load(Ordering::SeqCst)
     }
 }
 
@@ -74,22 +146,222 @@ impl PasswordHasher for FakeHasher {
             password.expose_secret()
         )))
     }
+
+    async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> anyhow::Result<bool> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        Ok(
+            hash.is_some_and(|hash| {
+                hash.as_ref() == format!("hashed:{}", password.expose_secret())
+            }),
+        )
+    }
 }
 
+/// Tokens of the form `access:<user>:<session>:<jti>`.
 pub struct FakeTokens;
 
 impl TokenIssuer for FakeTokens {
-    fn issue_access_token(&self, user: &User) -> anyhow::Result<AccessToken> {
-        Ok(AccessToken::new(format!("token-for-{}", user.id)))
+    fn issue_access_token(
+        &self,
+        user: &User,
+        session: SessionId,
+        now: Timestamp,
+    ) -> anyhow::Result<IssuedAccessToken> {
+        let grant = AccessGrant {
+            user_id: user.id,
+            session_id: session,
+            token_id: Uuid::new_v4(),
+            expires_at: now,
+        };
+        let token = format!("access:{}:{}:{}", user.id, session, grant.token_id);
+        Ok(IssuedAccessToken {
+            token: AccessToken::new(token),
+            grant,
+        })
+    }
+
+    fn verify_access_token(&self, token: &str) -> Result<AccessGrant, InvalidToken> {
+        let invalid = || InvalidToken {
+            reason: "not a fake token".into(),
+        };
+        let parts: Vec<&str> = token.split(':').collect();
+        let [_, user, session, jti] = parts.as_slice() else {
+            return Err(invalid());
+        };
+        let id = |s: &str| Uuid::parse_str(s).map_err(|_| invalid());
+        Ok(AccessGrant {
+            user_id: UserId::from_uuid(id(user)?),
+            session_id: SessionId::from_uuid(id(session)?),
+            token_id: id(jti)?,
+            expires_at: FakeClock::default().now(),
+        })
+    }
+
+    fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(900)
     }
 }
 
 #[derive(Default)]
-pub struct FakeClock;
+pub struct FakeRefreshTokens(AtomicU64);
+
+impl RefreshTokens for FakeRefreshTokens {
+    fn generate(&self) -> RefreshToken {
+        RefreshToken::new(format!("refresh-{}", self.0.fetch_add(1, Ordering::SeqCst)))
+    }
+
+    fn successor_of(&self, token: &RefreshToken) -> RefreshToken {
+        RefreshToken::new(format!("{}'", token.expose_secret()))
+    }
+
+    fn fingerprint(&self, token: &RefreshToken) -> TokenFingerprint {
+        TokenFingerprint(token.expose_secret().as_bytes().to_vec())
+    }
+}
+
+struct FakeRefreshRecord {
+    fingerprint: Vec<u8>,
+    session: SessionId,
+    expires_at: Timestamp,
+    rotated_at: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct SessionsState {
+    sessions: Vec<(SessionId, UserId, bool)>,
+    tokens: Vec<FakeRefreshRecord>,
+    revoked_access: Vec<Uuid>,
+}
+
+#[derive(Clone, Default)]
+pub struct InMemorySessions(Arc<Mutex<SessionsState>>);
+
+impl InMemorySessions {
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().sessions.len()
+    }
+}
+
+impl SessionStore for InMemorySessions {
+    async fn start(&self, session: &NewSession) -> anyhow::Result<()> {
+        let mut state = self.0.lock().unwrap();
+        state.sessions.push((session.id, session.user_id, false));
+        state.tokens.push(FakeRefreshRecord {
+            fingerprint: session.refresh_token.0.clone(),
+            session: session.id,
+            expires_at: session.refresh_expires_at,
+            rotated_at: None,
+        });
+        Ok(())
+    }
+
+    async fn rotate(
+        &self,
+        presented: &TokenFingerprint,
+        successor: &TokenFingerprint,
+        successor_expires_at: Timestamp,
+        now: Timestamp,
+        grace: Duration,
+    ) -> anyhow::Result<Rotation> {
+        let mut state = self.0.lock().unwrap();
+        let Some(index) = state
+            .tokens
+            .iter()
+            .position(|t| t.fingerprint == presented.0)
+        else {
+            return Ok(Rotation::Refused);
+        };
+        let session = state.tokens[index].session;
+        let (_, user_id, revoked) = *state
+            .sessions
+            .iter()
+            .find(|(id, ..)| *id == session)
+            .unwrap();
+        let record = &state.tokens[index];
+        let decision = RefreshTokenState {
+            expires_at: record.expires_at,
+            rotated_at: record.rotated_at,
+            session_revoked: revoked,
+        }
+        .decide(now, grace);
+        Ok(match decision {
+            RefreshDecision::Rotate => {
+                state.tokens[index].rotated_at = Some(now);
+                state.tokens.push(FakeRefreshRecord {
+                    fingerprint: successor.0.clone(),
+                    session,
+                    expires_at: successor_expires_at,
+                    rotated_at: None,
+                });
+                Rotation::Rotated {
+                    user_id,
+                    session_id: session,
+                }
+            }
+            RefreshDecision::ReplaySuccessor => Rotation::Replayed {
+                user_id,
+                session_id: session,
+            },
+            RefreshDecision::RevokeFamily => {
+                state
+                    .sessions
+                    .iter_mut()
+                    .filter(|(id, ..)| *id == session)
+                    .for_each(|s| s.2 = true);
+                Rotation::FamilyRevoked
+            }
+            RefreshDecision::Refuse => Rotation::Refused,
+        })
+    }
+
+    async fn revoke(&self, access: &AccessGrant) -> anyhow::Result<()> {
+        let mut state = self.0.lock().unwrap();
+        state.revoked_access.push(access.token_id);
+        state
+            .sessions
+            .iter_mut()
+            .filter(|(id, ..)| *id == access.session_id)
+            .for_each(|s| s.2 = true);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, access: &AccessGrant) -> anyhow::Result<bool> {
+        let state = self.0.lock().unwrap();
+        Ok(state.revoked_access.contains(&access.token_id)
+            || state
+                .sessions
+                .iter()
+                .any(|(id, _, revoked)| *id == access.session_id && *revoked))
+    }
+
+    async fn prune_expired(&self, _now: Timestamp) -> anyhow::Result<u64> {
+        Ok(0)
+    }
+}
+
+/// A clock that stands still until told to move.
+#[derive(Clone)]
+pub struct FakeClock(Arc<Mutex<Timestamp>>);
+
+impl Default for FakeClock {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Timestamp::from_datetime(
+            Utc.with_ymd_and_hms(2025, 10, 19, 16, 37, 15).unwrap(),
+        ))))
+    }
+}
+
+impl FakeClock {
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now =
+            Timestamp::from_datetime(now.as_datetime() + chrono::TimeDelta::from_std(by).unwrap());
+    }
+}
 
 impl Clock for FakeClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_datetime(Utc.with_ymd_and_hms(2025, 10, 19, 16, 37, 15).unwrap())
+        *self.0.lock().unwrap()
     }
 }
 
@@ -107,7 +379,7 @@ pub fn pending_event(n: u128) -> OutboxEvent {
         id: EventId::from_uuid(Uuid::from_u128(n)),
         event_type: "user.registered".into(),
         payload: format!("{{\"n\":{n}}}"),
-        occurred_at: FakeClock.now(),
+        occurred_at: FakeClock::default().now(),
     }
 }
 

@@ -1,29 +1,40 @@
 //! The use cases of registrar and the ports they reach the outside world through.
 //!
 //! Outbound ports (implemented in `adapters`): [`UserRepository`], [`PasswordHasher`],
-//! [`TokenIssuer`], [`Clock`], [`IdGenerator`], [`Outbox`] and [`EventBus`].
-//! Inbound port (driven by the AMQP consumer): [`EventListener`].
+//! [`TokenIssuer`], [`RefreshTokens`], [`SessionStore`], [`Clock`], [`IdGenerator`], [`Outbox`]
+//! and [`EventBus`]. Inbound port (driven by the AMQP consumer): [`EventListener`].
+mod accounts;
+mod authenticate;
 mod clock;
 mod envelope;
 mod listener;
+mod log_in;
 mod outbox;
 mod password_hasher;
-mod register_user;
+mod refresh;
+mod register;
 mod relay_outbox;
+mod session_store;
 mod token_issuer;
 mod user_repository;
 
 #[cfg(test)]
 mod fakes;
 
+pub use accounts::{Accounts, PortSet, Ports, SessionPolicy, SessionTokens, SignedIn};
+pub use authenticate::AuthError;
 pub use clock::{Clock, IdGenerator};
 pub use envelope::{DecodeError, IncomingEvent, decode_event, encode_user_registered};
 pub use listener::{EventListener, LogEvents};
+pub use log_in::{LogInCommand, LogInError};
 pub use outbox::{EventBus, Outbox, OutboxEvent, PublishOutcome};
 pub use password_hasher::PasswordHasher;
-pub use register_user::{
-    FieldError, RegisterUser, RegisterUserCommand, RegisterUserError, Registration,
-};
+pub use refresh::RefreshError;
+pub use register::{FieldError, RegisterUserCommand, RegisterUserError};
 pub use relay_outbox::{RelayError, RelayOutbox, RelayReport};
-pub use token_issuer::{AccessToken, TokenIssuer};
+pub use session_store::{NewSession, Rotation, SessionStore};
+pub use token_issuer::{
+    AccessGrant, AccessToken, InvalidToken, IssuedAccessToken, RefreshToken, RefreshTokens,
+    TokenFingerprint, TokenIssuer,
+};
 pub use user_repository::{CreateUserError, UserRepository};

@@ -1,4 +1,4 @@
-//! Port: turning a password into a slow, salted hash.
+//! Port: turning a password into a slow, salted hash, and checking one against it.
 use domain::{Password, PasswordHash};
 use std::future::Future;
 
@@ -10,4 +10,16 @@ pub trait PasswordHasher: Send + Sync + 'static {
     /// Only for unexpected failures of the hashing machinery.
     fn hash(&self, password: Password)
     -> impl Future<Output = anyhow::Result<PasswordHash>> + Send;
+
+    /// Whether `password` matches `hash`. With no hash (the account does not exist) it does the
+    /// same work against a dummy hash and answers `false`, so that timing does not tell which
+    /// accounts exist.
+    ///
+    /// # Errors
+    /// Only for unexpected failures; a malformed stored hash is one.
+    fn verify(
+        &self,
+        password: Password,
+        hash: Option<PasswordHash>,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
 }

@@ -1,6 +1,6 @@
 //! Port: where users live.
 use crate::OutboxEvent;
-use domain::{PasswordHash, User};
+use domain::{LoginIdentifier, PasswordHash, User, UserId};
 use std::future::Future;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,4 +26,17 @@ pub trait UserRepository: Send + Sync + 'static {
         password_hash: &PasswordHash,
         event: &OutboxEvent,
     ) -> impl Future<Output = Result<(), CreateUserError>> + Send;
+
+    /// The account a sign-in names, with its password hash.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn find_by_login(
+        &self,
+        identifier: &LoginIdentifier,
+    ) -> impl Future<Output = anyhow::Result<Option<(User, PasswordHash)>>> + Send;
+
+    /// # Errors
+    /// When the store cannot be reached.
+    fn find_by_id(&self, id: UserId) -> impl Future<Output = anyhow::Result<Option<User>>> + Send;
 }

@@ -1,17 +1,21 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
-use crate::http::{self, AuthApi, Registrations};
+use crate::http::{self, AccountService, AuthApi};
+use crate::maintenance::run_maintenance;
 use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
-    Argon2PasswordHasher, JwtSettings, JwtTokenIssuer, OutboxWakeups, PostgresOutbox,
-    PostgresUserRepository, RabbitMqEventBus, SystemClock, UuidV7Ids, connect_database,
+    Argon2PasswordHasher, HmacRefreshTokens, JwtSettings, JwtTokenIssuer, OutboxWakeups,
+    PostgresOutbox, PostgresSessionStore, PostgresUserRepository, RabbitMqEventBus, SystemClock,
+    UuidV7Ids, connect_database,
 };
 use anyhow::Context;
 use application::{
-    EventListener, LogEvents, RegisterUser, RegisterUserCommand, RegisterUserError, Registration,
-    RelayOutbox,
+    Accounts, AuthError, EventListener, LogEvents, LogInCommand, LogInError, PortSet, Ports,
+    RefreshError, RefreshToken, RegisterUserCommand, RegisterUserError, RelayOutbox, SessionPolicy,
+    SignedIn,
 };
+use domain::User;
 use poem::Server;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
@@ -22,20 +26,47 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-type Register = RegisterUser<
-    PostgresUserRepository,
-    Argon2PasswordHasher,
-    JwtTokenIssuer,
-    SystemClock,
-    UuidV7Ids,
->;
+/// The production adapters behind the account use cases.
+pub struct ProductionPorts;
 
-impl Registrations for Register {
+impl Ports for ProductionPorts {
+    type Users = PostgresUserRepository;
+    type Hasher = Argon2PasswordHasher;
+    type Tokens = JwtTokenIssuer;
+    type Sessions = PostgresSessionStore;
+    type RefreshTokens = HmacRefreshTokens;
+    type Clock = SystemClock;
+    type Ids = UuidV7Ids;
+}
+
+impl<P: Ports> AccountService for Accounts<P> {
     fn register(
         &self,
         command: RegisterUserCommand,
-    ) -> impl Future<Output = Result<Registration, RegisterUserError>> + Send {
-        self.execute(command)
+    ) -> impl Future<Output = Result<SignedIn, RegisterUserError>> + Send {
+        Accounts::register(self, command)
+    }
+
+    fn log_in(
+        &self,
+        command: LogInCommand,
+    ) -> impl Future<Output = Result<SignedIn, LogInError>> + Send {
+        Accounts::log_in(self, command)
+    }
+
+    fn refresh(
+        &self,
+        refresh_token: String,
+    ) -> impl Future<Output = Result<SignedIn, RefreshError>> + Send {
+        Accounts::refresh(self, RefreshToken::new(refresh_token))
+    }
+
+    async fn current_user(&self, access_token: &str) -> Result<User, AuthError> {
+        self.authenticate(access_token).await.map(|(user, _)| user)
+    }
+
+    fn log_out(&self, access_token: &str) -> impl Future<Output = Result<(), AuthError>> + Send {
+        Accounts::log_out(self, access_token)
     }
 }
 
@@ -49,6 +80,7 @@ pub struct Application {
     routes: BoxEndpoint<'static>,
     relay: RelayOutbox<PostgresOutbox, RabbitMqEventBus>,
     wakeups: OutboxWakeups,
+    sessions: PostgresSessionStore,
     consumer: Option<Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>>,
     consumer_stats: Arc<ConsumerStats>,
     poll_interval: Duration,
@@ -74,12 +106,21 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let pool =
             connect_database(&settings.database_url, settings.database_max_connections).await?;
-        let register = RegisterUser::new(
-            PostgresUserRepository::new(pool.clone()),
-            Argon2PasswordHasher,
-            token_issuer(&settings)?,
-            SystemClock,
-            UuidV7Ids,
+        let signing_secret = signing_secret(&settings);
+        let accounts: Accounts<ProductionPorts> = Accounts::new(
+            PortSet {
+                users: PostgresUserRepository::new(pool.clone()),
+                hasher: Argon2PasswordHasher::new(),
+                tokens: token_issuer(&settings, signing_secret.clone())?,
+                sessions: PostgresSessionStore::new(pool.clone()),
+                refresh_tokens: HmacRefreshTokens::derived_from(&signing_secret),
+                clock: SystemClock,
+                ids: UuidV7Ids,
+            },
+            SessionPolicy {
+                refresh_token_ttl: settings.refresh_token_ttl,
+                refresh_grace: settings.refresh_grace,
+            },
         );
         let acceptor = TcpListener::bind(settings.http_addr.clone())
             .into_acceptor()
@@ -108,9 +149,10 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            routes: http::routes(AuthApi::new(register)),
+            routes: http::routes(AuthApi::new(accounts)),
             relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
-            wakeups: OutboxWakeups::new(pool),
+            wakeups: OutboxWakeups::new(pool.clone()),
+            sessions: PostgresSessionStore::new(pool),
             consumer,
             consumer_stats,
             poll_interval: settings.outbox_poll_interval,
@@ -146,11 +188,13 @@ impl Application {
             stop.clone(),
         ));
         let consumer = self.consumer.map(|start| start(stop.clone()));
+        let maintenance = tokio::spawn(run_maintenance(self.sessions, stop.clone()));
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
             .await;
         stop.cancel();
         let _ = relay.await;
+        let _ = maintenance.await;
         if let Some(consumer) = consumer {
             let _ = consumer.await;
         }
@@ -158,8 +202,8 @@ impl Application {
     }
 }
 
-fn token_issuer(settings: &Settings) -> anyhow::Result<JwtTokenIssuer> {
-    let secret = match &settings.jwt_secret {
+fn signing_secret(settings: &Settings) -> Vec<u8> {
+    match &settings.jwt_secret {
         Some(secret) => secret.0.as_bytes().to_vec(),
         None => {
             tracing::warn!(
@@ -169,7 +213,10 @@ fn token_issuer(settings: &Settings) -> anyhow::Result<JwtTokenIssuer> {
             rand::rng().fill_bytes(&mut secret);
             secret
         }
-    };
+    }
+}
+
+fn token_issuer(settings: &Settings, secret: Vec<u8>) -> anyhow::Result<JwtTokenIssuer> {
     JwtTokenIssuer::new(JwtSettings {
         secret,
         issuer: settings.jwt_issuer.clone(),

@@ -4,10 +4,11 @@ mod app;
 mod backoff;
 mod consumer;
 pub mod http;
+mod maintenance;
 mod relay;
 mod settings;
 pub mod telemetry;
 
-pub use app::Application;
+pub use app::{Application, ProductionPorts};
 pub use consumer::ConsumerStats;
 pub use settings::{Secret, Settings, SettingsError};

@@ -16,6 +16,8 @@ pub struct Settings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_grace: Duration,
     pub http_addr: String,
     pub consumer_enabled: bool,
     pub consumer_prefetch: u16,
@@ -38,6 +40,8 @@ impl Default for Settings {
             jwt_issuer: "registrar".into(),
             jwt_audience: "registrar".into(),
             access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::from_secs(10),
             http_addr: "0.0.0.0:8080".into(),
             consumer_enabled: true,
             consumer_prefetch: 32,
@@ -87,6 +91,10 @@ impl Settings {
             jwt_audience: text("JWT_AUDIENCE", d.jwt_audience),
             access_token_ttl: parsed("ACCESS_TOKEN_TTL_SECONDS")?
                 .map_or(d.access_token_ttl, Duration::from_secs),
+            refresh_token_ttl: parsed("REFRESH_TOKEN_TTL_SECONDS")?
+                .map_or(d.refresh_token_ttl, Duration::from_secs),
+            refresh_grace: parsed("REFRESH_TOKEN_GRACE_SECONDS")?
+                .map_or(d.refresh_grace, Duration::from_secs),
             http_addr: text("HTTP_ADDR", d.http_addr),
             consumer_enabled: lookup("CONSUMER_ENABLED")
                 .map(|raw| parse("CONSUMER_ENABLED", &raw))
@@ -115,6 +123,12 @@ impl Settings {
         };
         if self.jwt_secret.as_ref().is_some_and(|s| s.0.is_empty()) {
             return invalid("JWT_SECRET", "must not be empty when set");
+        }
+        if self.access_token_ttl.is_zero() {
+            return invalid("ACCESS_TOKEN_TTL_SECONDS", "must be at least 1");
+        }
+        if self.refresh_token_ttl.is_zero() {
+            return invalid("REFRESH_TOKEN_TTL_SECONDS", "must be at least 1");
         }
         if self.consumer_prefetch == 0 {
             return invalid(

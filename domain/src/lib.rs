@@ -2,14 +2,18 @@
 //! and the event that announces it. No IO, no async runtime, no framework types.
 mod email;
 mod event;
+mod login;
 mod password;
+mod session;
 mod timestamp;
 mod user;
 mod username;
 
 pub use email::{Email, EmailError};
 pub use event::{EventId, UserRegistered};
+pub use login::LoginIdentifier;
 pub use password::{Password, PasswordError, PasswordHash};
+pub use session::{RefreshDecision, RefreshTokenState, SessionId};
 pub use timestamp::Timestamp;
 pub use user::{User, UserId};
 pub use username::{Username, UsernameError};

@@ -1,11 +1,12 @@
 //! Inbound HTTP adapter: the poem-openapi API, Swagger UI, and the rules every request meets
 //! (body size cap, JSON errors for everything).
+mod api;
+mod bodies;
 mod body_limit;
 mod problem;
-mod register;
 mod strict_string;
 
-pub use register::{AuthApi, Registrations};
+pub use api::{AccountService, AuthApi};
 
 use poem::endpoint::BoxEndpoint;
 use poem::middleware::{CatchPanic, Tracing};
@@ -15,7 +16,7 @@ use poem_openapi::OpenApiService;
 /// Bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-fn service<R: Registrations>(api: AuthApi<R>) -> OpenApiService<AuthApi<R>, ()> {
+fn service<S: AccountService>(api: AuthApi<S>) -> OpenApiService<AuthApi<S>, ()> {
     OpenApiService::new(api, "registrar", env!("CARGO_PKG_VERSION")).description(
         "Registers users and announces every registration as a `user.registered` event on \
              RabbitMQ (exchange `topic_validateJSON`).",
@@ -23,7 +24,7 @@ fn service<R: Registrations>(api: AuthApi<R>) -> OpenApiService<AuthApi<R>, ()> 
 }
 
 /// The whole HTTP surface: the API, `/docs` (Swagger UI) and `/openapi.json`.
-pub fn routes<R: Registrations>(api: AuthApi<R>) -> BoxEndpoint<'static> {
+pub fn routes<S: AccountService>(api: AuthApi<S>) -> BoxEndpoint<'static> {
     let service = service(api);
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
@@ -41,5 +42,5 @@ pub fn routes<R: Registrations>(api: AuthApi<R>) -> BoxEndpoint<'static> {
 /// The OpenAPI document, as committed in `openapi.json` at the repository root.
 #[must_use]
 pub fn openapi_spec() -> String {
-    service(AuthApi::new(register::SpecOnly)).spec()
+    service(AuthApi::new(api::SpecOnly)).spec()
 }

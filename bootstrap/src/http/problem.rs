@@ -68,6 +68,7 @@ impl Problem {
     pub fn from_framework(status: StatusCode, message: String) -> Self {
         let code = match status {
             StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::UNAUTHORIZED => "INVALID_TOKEN",
             StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
             StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
@@ -89,7 +90,14 @@ impl Problem {
 /// Turns any error that escaped the API (unknown route, wrong method, too large, ...) into a
 /// problem, so that no client ever sees `text/plain`.
 pub async fn from_error(error: poem::Error) -> Response {
-    Problem::from_framework(error.status(), error.to_string()).into_response()
+    let mut response = Problem::from_framework(error.status(), error.to_string()).into_response();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            "www-authenticate",
+            poem::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 pub fn from_panic(_panic: Box<dyn Any + Send + 'static>) -> Response {

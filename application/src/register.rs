@@ -1,7 +1,8 @@
-//! Use case: register a new user and announce it.
+//! Use case: register a new user, announce it, and sign them in.
+use crate::accounts::{Accounts, Ports, SignedIn};
 use crate::{
-    AccessToken, Clock, CreateUserError, IdGenerator, OutboxEvent, PasswordHasher, TokenIssuer,
-    UserRepository, encode_user_registered,
+    Clock, CreateUserError, IdGenerator, OutboxEvent, PasswordHasher, UserRepository,
+    encode_user_registered,
 };
 use domain::{Email, EventId, Password, User, UserId, UserRegistered, Username};
 
@@ -31,66 +32,36 @@ pub enum RegisterUserError {
     Unexpected(#[from] anyhow::Error),
 }
 
-#[derive(Debug)]
-pub struct Registration {
-    pub user: User,
-    pub access_token: AccessToken,
-}
-
-pub struct RegisterUser<R, H, T, C, I> {
-    users: R,
-    hasher: H,
-    tokens: T,
-    clock: C,
-    ids: I,
-}
-
-impl<R, H, T, C, I> RegisterUser<R, H, T, C, I>
-where
-    R: UserRepository,
-    H: PasswordHasher,
-    T: TokenIssuer,
-    C: Clock,
-    I: IdGenerator,
-{
-    pub fn new(users: R, hasher: H, tokens: T, clock: C, ids: I) -> Self {
-        Self {
-            users,
-            hasher,
-            tokens,
-            clock,
-            ids,
-        }
-    }
-
+impl<P: Ports> Accounts<P> {
     /// Validates every field, hashes the password, stores the user together with its
-    /// `user.registered` event, and issues an access token.
+    /// `user.registered` event, and opens a session.
     ///
     /// # Errors
     /// `Invalid` lists every invalid field at once; `EmailTaken` / `UsernameTaken` when the
     /// account exists (case-insensitively); `Unexpected` for failures of the ports.
     #[tracing::instrument(name = "register_user", skip_all)]
-    pub async fn execute(
+    pub async fn register(
         &self,
         command: RegisterUserCommand,
-    ) -> Result<Registration, RegisterUserError> {
+    ) -> Result<SignedIn, RegisterUserError> {
         let (email, username, password) = validate(&command)?;
-        let password_hash = self.hasher.hash(password).await?;
-        let now = self.clock.now();
+        let password_hash = self.ports.hasher.hash(password).await?;
+        let now = self.ports.clock.now();
         let user = User {
-            id: UserId::from_uuid(self.ids.next_id()),
+            id: UserId::from_uuid(self.ports.ids.next_id()),
             email,
             username,
             created_at: now,
         };
-        let event = UserRegistered::new(EventId::from_uuid(self.ids.next_id()), &user, now);
+        let event = UserRegistered::new(EventId::from_uuid(self.ports.ids.next_id()), &user, now);
         let outbox_event = OutboxEvent {
             id: event.event_id,
             event_type: UserRegistered::TYPE.to_owned(),
             payload: encode_user_registered(&event),
             occurred_at: event.occurred_at,
         };
-        self.users
+        self.ports
+            .users
             .create(&user, &password_hash, &outbox_event)
             .await
             .map_err(|error| match error {
@@ -99,8 +70,7 @@ where
                 CreateUserError::Unexpected(error) => RegisterUserError::Unexpected(error),
             })?;
         tracing::info!(user_id = %user.id, event_id = %event.event_id, "user registered");
-        let access_token = self.tokens.issue_access_token(&user)?;
-        Ok(Registration { user, access_token })
+        Ok(self.start_session(user).await?)
     }
 }
 
@@ -138,20 +108,8 @@ fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeClock, FakeHasher, FakeTokens, InMemoryUsers, SequentialIds};
+    use crate::fakes::{Fakes, accounts};
     use crate::{IncomingEvent, decode_event};
-
-    type Subject = RegisterUser<InMemoryUsers, FakeHasher, FakeTokens, FakeClock, SequentialIds>;
-
-    fn subject(users: InMemoryUsers) -> Subject {
-        RegisterUser::new(
-            users,
-            FakeHasher::default(),
-            FakeTokens,
-            FakeClock,
-            SequentialIds::default(),
-        )
-    }
 
     fn command(email: &str, username: &str, password: &str) -> RegisterUserCommand {
         RegisterUserCommand {
@@ -162,22 +120,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_valid_registration_stores_the_user_with_its_event() {
-        let users = InMemoryUsers::default();
-        let registration = subject(users.clone())
-            .execute(command(" Alice@Example.com ", "alice", "correct horse"))
+    async fn a_valid_registration_stores_the_user_with_its_event_and_opens_a_session() {
+        let fakes = Fakes::default();
+        let signed_in = accounts(&fakes)
+            .register(command(" Alice@Example.com ", "alice", "correct horse"))
             .await
             .unwrap();
 
-        assert_eq!(registration.user.email.as_ref(), "Alice@Example.com");
-        assert_eq!(
-            registration.access_token.expose_secret(),
-            format!("token-for-{}", registration.user.id)
+        assert_eq!(signed_in.user.email.as_ref(), "Alice@Example.com");
+        assert!(
+            signed_in
+                .tokens
+                .access_token
+                .expose_secret()
+                .starts_with("access:")
         );
-        let stored = users.stored();
+        assert!(!signed_in.tokens.refresh_token.expose_secret().is_empty());
+        let stored = fakes.users.stored();
         assert_eq!(stored.len(), 1);
         let (user, hash, event) = &stored[0];
-        assert_eq!(user, &registration.user);
+        assert_eq!(user, &signed_in.user);
         assert_eq!(hash.as_ref(), "hashed:correct horse");
         assert_eq!(event.event_type, "user.registered");
         let decoded = decode_event(Some(&event.id.to_string()), event.payload.as_bytes()).unwrap();
@@ -191,62 +153,72 @@ mod tests {
             user.id.as_uuid(),
             "event and user have their own ids"
         );
+        assert_eq!(fakes.sessions.count(), 1);
     }
 
     #[tokio::test]
     async fn every_invalid_field_is_reported_and_nothing_is_stored_or_hashed() {
-        let users = InMemoryUsers::default();
-        let hasher = FakeHasher::default();
-        let use_case = RegisterUser::new(
-            users.clone(),
-            hasher.clone(),
-            FakeTokens,
-            FakeClock,
-            SequentialIds::default(),
-        );
-        let Err(RegisterUserError::Invalid(errors)) =
-            use_case.execute(command("nope", "a", "short")).await
+        let fakes = Fakes::default();
+        let Err(RegisterUserError::Invalid(errors)) = accounts(&fakes)
+            .register(command("nope", "a", "short"))
+            .await
         else {
             panic!("expected a validation error");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["email", "username", "password"]);
-        assert!(users.stored().is_empty());
+        assert!(fakes.users.stored().is_empty());
         assert_eq!(
-            hasher.calls(),
+            fakes.hasher.calls(),
             0,
             "invalid input is rejected before the expensive hash"
         );
     }
 
     #[tokio::test]
-    async fn taken_email_and_username_are_business_errors() {
-        let users = InMemoryUsers::default();
-        let use_case = subject(users.clone());
-        use_case
-            .execute(command("alice@example.com", "alice", "correct horse"))
-            .await
-            .unwrap();
-
-        let again = use_case
-            .execute(command("ALICE@example.com", "other", "correct horse"))
+    async fn a_password_equal_to_the_username_is_invalid() {
+        let fakes = Fakes::default();
+        let result = accounts(&fakes)
+            .register(command("alice@example.com", "alice.smith", "Alice.Smith"))
             .await;
-        assert!(matches!(again, Err(RegisterUserError::EmailTaken)));
-        let again = use_case
-            .execute(command("bob@example.com", "Alice", "correct horse"))
-            .await;
-        assert!(matches!(again, Err(RegisterUserError::UsernameTaken)));
-        assert_eq!(users.stored().len(), 1);
+        let Err(RegisterUserError::Invalid(errors)) = result else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(
+            errors.iter().map(|e| e.field).collect::<Vec<_>>(),
+            ["password"]
+        );
     }
 
     #[tokio::test]
-    async fn a_failing_store_is_unexpected_and_issues_no_token() {
-        let users = InMemoryUsers::default();
-        users.fail_next();
-        let result = subject(users.clone())
-            .execute(command("alice@example.com", "alice", "correct horse"))
+    async fn taken_email_and_username_are_business_errors() {
+        let fakes = Fakes::default();
+        let accounts = accounts(&fakes);
+        accounts
+            .register(command("alice@example.com", "alice", "correct horse"))
+            .await
+            .unwrap();
+
+        let again = accounts
+            .register(command("ALICE@example.com", "other", "correct horse"))
+            .await;
+        assert!(matches!(again, Err(RegisterUserError::EmailTaken)));
+        let again = accounts
+            .register(command("bob@example.com", "Alice", "correct horse"))
+            .await;
+        assert!(matches!(again, Err(RegisterUserError::UsernameTaken)));
+        assert_eq!(fakes.users.stored().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_is_unexpected_and_opens_no_session() {
+        let fakes = Fakes::default();
+        fakes.users.fail_next();
+        let result = accounts(&fakes)
+            .register(command("alice@example.com", "alice", "correct horse"))
             .await;
         assert!(matches!(result, Err(RegisterUserError::Unexpected(_))));
-        assert!(users.stored().is_empty());
+        assert!(fakes.users.stored().is_empty());
+        assert_eq!(fakes.sessions.count(), 0);
     }
 }
