@@ -11,6 +11,7 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn registrations_during_a_broker_outage_succeed_and_their_events_arrive_once_it_is_back() {
     let app = spawn_app_with(Options {
         broker_behind_proxy: true,
+        ..Options::default()
     })
     .await;
     let proxy = app.proxy.as_ref().expect("the broker is behind a proxy");
@@ -71,6 +72,7 @@ async fn registrations_during_a_broker_outage_succeed_and_their_events_arrive_on
 async fn a_connection_dropped_mid_stream_is_recovered_without_a_restart() {
     let app = spawn_app_with(Options {
         broker_behind_proxy: true,
+        ..Options::default()
     })
     .await;
     let proxy = app.proxy.as_ref().expect("the broker is behind a proxy");

@@ -95,6 +95,8 @@ pub struct TestApp {
 pub struct Options {
     /// Route the service's AMQP traffic through a proxy the test can cut.
     pub broker_behind_proxy: bool,
+    /// Overrides the default 10 s refresh-token grace window.
+    pub refresh_grace: Option<Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -127,6 +129,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         },
         jwt_secret: Some(Secret(JWT_SECRET.into())),
         http_addr: "127.0.0.1:0".into(),
+        refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
         ..defaults
     };
 
@@ -228,6 +231,75 @@ impl Published {
 }
 
 impl TestApp {
+    /// A second instance of the service sharing this one's database and broker, as behind a
+    /// load balancer. Its address is returned; it runs until the test ends.
+    pub async fn spawn_sibling(&self) -> String {
+        let settings = Settings {
+            consumer_enabled: false,
+            ..self.settings.clone()
+        };
+        let sibling = Application::build(settings)
+            .await
+            .expect("the sibling starts");
+        let address = format!("http://{}", sibling.local_addr());
+        tokio::spawn(sibling.run_until_stopped(std::future::pending()));
+        address
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("the service answers")
+    }
+
+    /// Registers `tag` (as email `tag@example.com`, username `tag`) and returns the 201 body.
+    pub async fn registered(&self, tag: &str) -> Value {
+        let response = self.register(&valid_registration(tag)).await;
+        assert_eq!(response.status(), 201, "registering {tag}");
+        response.json().await.expect("a JSON body")
+    }
+
+    pub async fn login(&self, email_or_username: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/auth/login",
+            &serde_json::json!({"emailOrUsername": email_or_username, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post_json(
+            "/auth/refresh",
+            &serde_json::json!({"refreshToken": refresh_token}),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> reqwest::Response {
+        self.me_at(&self.address, access_token).await
+    }
+
+    pub async fn me_at(&self, address: &str, access_token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{address}/auth/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("the service answers")
+    }
+
+    pub async fn logout(&self, access_token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/logout"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("the service answers")
+    }
+
     pub async fn register(&self, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/auth/register", self.address))

@@ -3,8 +3,10 @@
 mod helpers;
 mod proxy;
 
+mod accounts;
 mod broker_outage;
 mod consumer;
 mod openapi;
 mod register;
 mod startup;
+mod tokens;
