@@ -1,6 +1,6 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
-use crate::http::{self, AccountService, AuthApi};
+use crate::http::{self, AccountService, AuthApi, RateLimits};
 use crate::maintenance::run_maintenance;
 use crate::relay::run_relay;
 use crate::settings::Settings;
@@ -81,6 +81,7 @@ pub struct Application {
     relay: RelayOutbox<PostgresOutbox, RabbitMqEventBus>,
     wakeups: OutboxWakeups,
     sessions: PostgresSessionStore,
+    limits: Arc<RateLimits>,
     consumer: Option<Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>>,
     consumer_stats: Arc<ConsumerStats>,
     poll_interval: Duration,
@@ -136,6 +137,7 @@ impl Application {
         // The lease only needs to outlast one batch's publish (bounded by the broker timeout).
         let outbox = PostgresOutbox::new(pool.clone(), Duration::from_secs(60));
         let consumer_stats = Arc::new(ConsumerStats::default());
+        let limits = Arc::new(RateLimits::new(settings.rate_limits));
         let consumer = settings.consumer_enabled.then(|| {
             let config = ConsumerConfig {
                 amqp_url: settings.amqp_url.clone(),
@@ -149,7 +151,8 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            routes: http::routes(AuthApi::new(accounts)),
+            routes: http::routes(AuthApi::new(accounts, limits.clone())),
+            limits,
             relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
             wakeups: OutboxWakeups::new(pool.clone()),
             sessions: PostgresSessionStore::new(pool),
@@ -188,7 +191,7 @@ impl Application {
             stop.clone(),
         ));
         let consumer = self.consumer.map(|start| start(stop.clone()));
-        let maintenance = tokio::spawn(run_maintenance(self.sessions, stop.clone()));
+        let maintenance = tokio::spawn(run_maintenance(self.sessions, self.limits, stop.clone()));
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
             .await;

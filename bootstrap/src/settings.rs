@@ -1,4 +1,5 @@
 //! Settings, read once from the environment at start-up. Only this crate reads configuration.
+use crate::http::RateLimitSettings;
 use adapters::Topology;
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub struct Settings {
     pub consumer_prefetch: u16,
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: usize,
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             consumer_prefetch: 32,
             outbox_poll_interval: Duration::from_secs(1),
             outbox_batch_size: 100,
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -73,6 +76,12 @@ impl Settings {
         let text = |name: &str, default: String| lookup(name).unwrap_or(default);
         let parsed = |name: &'static str| -> Result<Option<u64>, SettingsError> {
             lookup(name).map(|raw| parse(name, &raw)).transpose()
+        };
+        let number = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
+            Ok(lookup(name)
+                .map(|raw| parse(name, &raw))
+                .transpose()?
+                .unwrap_or(default))
         };
         let settings = Self {
             database_url: text("DATABASE_URL", d.database_url),
@@ -110,6 +119,25 @@ impl Settings {
                 .map(|raw| parse("OUTBOX_BATCH_SIZE", &raw))
                 .transpose()?
                 .unwrap_or(d.outbox_batch_size),
+            rate_limits: RateLimitSettings {
+                register_per_ip: number(
+                    "RATE_LIMIT_REGISTER_PER_MINUTE",
+                    d.rate_limits.register_per_ip,
+                )?,
+                login_per_ip: number("RATE_LIMIT_LOGIN_PER_MINUTE", d.rate_limits.login_per_ip)?,
+                login_per_identifier: number(
+                    "RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE",
+                    d.rate_limits.login_per_identifier,
+                )?,
+                refresh_per_ip: number(
+                    "RATE_LIMIT_REFRESH_PER_MINUTE",
+                    d.rate_limits.refresh_per_ip,
+                )?,
+                trust_forwarded_for: lookup("TRUST_X_FORWARDED_FOR")
+                    .map(|raw| parse("TRUST_X_FORWARDED_FOR", &raw))
+                    .transpose()?
+                    .unwrap_or(d.rate_limits.trust_forwarded_for),
+            },
         };
         settings.check()
     }

@@ -2,11 +2,13 @@
 //! the answers it can give.
 use super::bodies::{LoginRequest, MeBody, RefreshRequest, RegisterRequest, SessionBody};
 use super::problem::{FieldProblem, Problem};
+use super::rate_limit::{Limited, RateLimits};
 use application::{
     AuthError, LogInCommand, LogInError, RefreshError, RegisterUserCommand, RegisterUserError,
     SignedIn,
 };
 use domain::User;
+use poem::Request;
 use poem::http::StatusCode;
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
@@ -48,14 +50,26 @@ pub struct BearerAuth(Bearer);
 
 pub struct AuthApi<S> {
     accounts: Arc<S>,
+    limits: Arc<RateLimits>,
 }
 
 impl<S> AuthApi<S> {
-    pub fn new(accounts: S) -> Self {
+    pub fn new(accounts: S, limits: Arc<RateLimits>) -> Self {
         Self {
             accounts: Arc::new(accounts),
+            limits,
         }
     }
+}
+
+fn rate_limited(limited: &Limited) -> (Json<Problem>, u64) {
+    let retry_after = limited.retry_after_secs();
+    let problem = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        format!("too many requests; retry in {retry_after} s"),
+    );
+    (json(problem), retry_after)
 }
 
 const BEARER_CHALLENGE: &str = "Bearer";
@@ -83,6 +97,10 @@ enum RegisterResponse {
     /// The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
+    /// Too many attempts from this client or at this account (`RATE_LIMITED`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side (`INTERNAL_ERROR`); the body has a request id to quote.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -153,6 +171,10 @@ enum SessionResponse {
     /// The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
+    /// Too many attempts from this client or at this account (`RATE_LIMITED`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side (`INTERNAL_ERROR`).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -282,7 +304,11 @@ impl<S: AccountService> AuthApi<S> {
     /// that is published to RabbitMQ. Answers without waiting for the broker, and signs the
     /// new user in.
     #[oai(path = "/auth/register", method = "post", operation_id = "register")]
-    async fn register(&self, body: Json<RegisterRequest>) -> RegisterResponse {
+    async fn register(&self, request: &Request, body: Json<RegisterRequest>) -> RegisterResponse {
+        if let Err(limited) = self.limits.register(&self.limits.client_of(request)) {
+            let (problem, retry_after) = rate_limited(&limited);
+            return RegisterResponse::TooManyRequests(problem, retry_after);
+        }
         let Json(body) = body;
         let command = RegisterUserCommand {
             email: body.email.0,
@@ -300,8 +326,15 @@ impl<S: AccountService> AuthApi<S> {
     /// By email or username, in any case and with any padding. An unknown account and a wrong
     /// password get the same answer, after the same work.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: Json<LoginRequest>) -> SessionResponse {
+    async fn login(&self, request: &Request, body: Json<LoginRequest>) -> SessionResponse {
         let Json(body) = body;
+        if let Err(limited) = self
+            .limits
+            .login(&self.limits.client_of(request), &body.email_or_username.0)
+        {
+            let (problem, retry_after) = rate_limited(&limited);
+            return SessionResponse::TooManyRequests(problem, retry_after);
+        }
         let command = LogInCommand {
             email_or_username: body.email_or_username.0,
             password: body.password.0,
@@ -317,7 +350,11 @@ impl<S: AccountService> AuthApi<S> {
     /// The presented token is used up (rotation). A concurrent duplicate within a few seconds
     /// gets the same new pair; a later reuse revokes the whole session.
     #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
-    async fn refresh(&self, body: Json<RefreshRequest>) -> SessionResponse {
+    async fn refresh(&self, request: &Request, body: Json<RefreshRequest>) -> SessionResponse {
+        if let Err(limited) = self.limits.refresh(&self.limits.client_of(request)) {
+            let (problem, retry_after) = rate_limited(&limited);
+            return SessionResponse::TooManyRequests(problem, retry_after);
+        }
         match self.accounts.refresh(body.0.refresh_token.0).await {
             Ok(signed_in) => SessionResponse::Ok(Json(signed_in.into())),
             Err(error) => error.into(),

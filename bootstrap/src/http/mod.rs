@@ -4,9 +4,11 @@ mod api;
 mod bodies;
 mod body_limit;
 mod problem;
+mod rate_limit;
 mod strict_string;
 
 pub use api::{AccountService, AuthApi};
+pub use rate_limit::{RateLimitSettings, RateLimits};
 
 use poem::endpoint::BoxEndpoint;
 use poem::middleware::{CatchPanic, Tracing};
@@ -42,5 +44,9 @@ pub fn routes<S: AccountService>(api: AuthApi<S>) -> BoxEndpoint<'static> {
 /// The OpenAPI document, as committed in `openapi.json` at the repository root.
 #[must_use]
 pub fn openapi_spec() -> String {
-    service(AuthApi::new(api::SpecOnly)).spec()
+    service(AuthApi::new(
+        api::SpecOnly,
+        std::sync::Arc::new(RateLimits::new(RateLimitSettings::off())),
+    ))
+    .spec()
 }

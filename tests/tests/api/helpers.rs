@@ -2,6 +2,7 @@
 //! helpers to talk to it and to watch what it publishes.
 use crate::proxy::TcpProxy;
 use application::{EventListener, IncomingEvent, LogEvents};
+use bootstrap::http::RateLimitSettings;
 use bootstrap::{Application, ConsumerStats, Secret, Settings};
 use lapin::options::{
     BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -97,6 +98,8 @@ pub struct Options {
     pub broker_behind_proxy: bool,
     /// Overrides the default 10 s refresh-token grace window.
     pub refresh_grace: Option<Duration>,
+    /// Rate limits; off unless a test is about them, since all tests come from one IP.
+    pub rate_limits: Option<RateLimitSettings>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -130,6 +133,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         jwt_secret: Some(Secret(JWT_SECRET.into())),
         http_addr: "127.0.0.1:0".into(),
         refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
+        rate_limits: options.rate_limits.unwrap_or_else(RateLimitSettings::off),
         ..defaults
     };
 

@@ -7,6 +7,7 @@ mod accounts;
 mod broker_outage;
 mod consumer;
 mod openapi;
+mod rate_limits;
 mod register;
 mod startup;
 mod tokens;
