@@ -169,8 +169,7 @@ mod tests {
         assert!(limits.register("10.0.0.1").is_ok());
         let refused = limits
             .register("10.0.0.1")
-            .err()
-            .expect("the third is over the budget");
+            .expect_err("the third is over the budget");
         assert!(
             (1..=30).contains(&refused.retry_after_secs()),
             "{}",
