@@ -29,6 +29,7 @@ pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result
         .await
         .map_err(|_| anyhow::anyhow!("timed out after {CONNECT_TIMEOUT:?}"))
         .with_context(unreachable)?
+        .map_err(flatten)
         .with_context(unreachable)?;
     if !exists {
         create_database(url, &database).await?;
@@ -38,12 +39,19 @@ pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
+        .map_err(flatten)
         .with_context(|| format!("cannot connect to database {database:?} at {server}"))?;
     sqlx::migrate!("./migrations")
         .run(&pool)
         .await
         .context("running database migrations")?;
     Ok(pool)
+}
+
+/// sqlx's messages already quote their cause; as an error chain the cause would be printed
+/// twice in the one-line start-up error.
+fn flatten(error: sqlx::Error) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
 }
 
 async fn create_database(url: &str, database: &str) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@ impl EventListener for LogEvents {
                 event_id = %registered.event_id,
                 user_id = %registered.user_id,
                 username = %registered.username,
-                "user registered"
+                "consumed a user.registered event"
             ),
             IncomingEvent::Other {
                 event_id,

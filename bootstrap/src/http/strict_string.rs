@@ -43,7 +43,7 @@ impl ParseFromJSON for StrictString {
                 "expected a string, got {}",
                 json_kind(&other)
             ))),
-            None => Err(ParseError::custom("expected a string, got nothing")),
+            None => Err(ParseError::custom("a required field is missing")),
         }
     }
 }

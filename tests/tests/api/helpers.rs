@@ -5,7 +5,8 @@ use application::{EventListener, IncomingEvent, LogEvents};
 use bootstrap::http::RateLimitSettings;
 use bootstrap::{Application, ConsumerStats, Secret, Settings};
 use lapin::options::{
-    BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -86,7 +87,10 @@ pub struct TestApp {
     pub channel: Channel,
     pub proxy: Option<TcpProxy>,
     observer_queue: String,
+    database: String,
     handled: Mutex<mpsc::UnboundedReceiver<IncomingEvent>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: std::sync::mpsc::Receiver<()>,
     _connection: Connection,
     _services: Services,
 }
@@ -156,7 +160,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .expect("the service starts");
     let address = format!("http://{}", app.local_addr());
     let consumer_stats = app.consumer_stats();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let (stopped_sender, stopped) = std::sync::mpsc::channel::<()>();
+    tokio::spawn(async move {
+        let _ = app
+            .run_until_stopped(async {
+                let _ = stop_requested.await;
+            })
+            .await;
+        let _ = stopped_sender.send(());
+    });
 
     let db = PgPool::connect(&settings.database_url)
         .await
@@ -170,7 +183,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         channel,
         proxy,
         observer_queue,
+        database,
         handled: Mutex::new(handled),
+        stop: Some(stop),
+        stopped,
         _connection: connection,
         _services: services,
     }
@@ -378,6 +394,82 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .expect("count users")
+    }
+}
+
+/// Leaves the shared servers as the test found them: its database, exchange and queue go.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if !self._services._containers.is_empty() {
+            return; // the containers go, and everything in them
+        }
+        // Stop the service first, or its consumer would declare the queue again. On a
+        // single-threaded test runtime it cannot run while this drop does, so there is
+        // nothing to wait for.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+                handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            });
+            if multi_threaded {
+                let _ = self.stopped.recv_timeout(Duration::from_secs(5));
+            }
+        }
+        let cleanup = Cleanup {
+            postgres_url: self._services.postgres_url.clone(),
+            amqp_url: self._services.amqp_url.clone(),
+            database: self.database.clone(),
+            exchange: self.settings.topology.exchange.clone(),
+            queue: self.settings.topology.queue.clone(),
+        };
+        // The test's runtime is busy running this drop: clean up on a runtime of our own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                // The timer must be made inside the runtime, hence the async block.
+                let bounded =
+                    async { tokio::time::timeout(Duration::from_secs(10), cleanup.run()).await };
+                let _ = runtime.block_on(bounded);
+            }
+        })
+        .join();
+    }
+}
+
+struct Cleanup {
+    postgres_url: String,
+    amqp_url: String,
+    database: String,
+    exchange: String,
+    queue: String,
+}
+
+impl Cleanup {
+    async fn run(self) {
+        if let Ok(connection) =
+            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
+        {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = channel
+                    .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+                let _ = channel
+                    .exchange_delete(
+                        self.exchange.as_str().into(),
+                        ExchangeDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            let _ = connection.close(200, "test over".into()).await;
+        }
+        if let Ok(pool) = PgPool::connect(&self.postgres_url).await {
+            let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await;
+        }
     }
 }
 
