@@ -1,7 +1,7 @@
 //! Users in PostgreSQL, written in one transaction with the event that announces them.
 use crate::postgres::OUTBOX_CHANNEL;
 use anyhow::Context;
-use application::{CreateUserError, OutboxEvent, UserRepository};
+use application::{CreateUserError, IdempotentCompletion, OutboxEvent, UserRepository};
 use chrono::{DateTime, Utc};
 use domain::{Email, LoginIdentifier, PasswordHash, Timestamp, User, UserId, Username};
 use sqlx::PgPool;
@@ -26,6 +26,7 @@ impl UserRepository for PostgresUserRepository {
         user: &User,
         password_hash: &PasswordHash,
         event: &OutboxEvent,
+        completes: Option<&IdempotentCompletion>,
     ) -> Result<(), CreateUserError> {
         let mut tx = self.pool.begin().await.context("begin transaction")?;
         sqlx::query(
@@ -56,6 +57,15 @@ impl UserRepository for PostgresUserRepository {
             .execute(&mut *tx)
             .await
             .context("notify the outbox relay")?;
+        if let Some(completion) = completes {
+            sqlx::query("UPDATE idempotency_keys SET user_id = $2, session_id = $3 WHERE key = $1")
+                .bind(completion.key.as_ref())
+                .bind(user.id.as_uuid())
+                .bind(completion.session_id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .context("complete idempotency key")?;
+        }
         tx.commit().await.context("commit registration")?;
         Ok(())
     }

@@ -2,8 +2,8 @@
 //! lives in its own file as a method on it.
 use crate::session_store::NewSession;
 use crate::{
-    AccessToken, Clock, IdGenerator, PasswordHasher, RefreshToken, RefreshTokens, SessionStore,
-    TokenIssuer, UserRepository,
+    AccessToken, Clock, IdGenerator, IdempotencyStore, PasswordHasher, RefreshToken, RefreshTokens,
+    SessionStore, TokenIssuer, UserRepository,
 };
 use domain::{SessionId, Timestamp, User};
 use std::time::Duration;
@@ -16,6 +16,7 @@ pub trait Ports: Send + Sync + 'static {
     type Tokens: TokenIssuer;
     type Sessions: SessionStore;
     type RefreshTokens: RefreshTokens;
+    type Idempotency: IdempotencyStore;
     type Clock: Clock;
     type Ids: IdGenerator;
 }
@@ -26,6 +27,7 @@ pub struct PortSet<P: Ports> {
     pub tokens: P::Tokens,
     pub sessions: P::Sessions,
     pub refresh_tokens: P::RefreshTokens,
+    pub idempotency: P::Idempotency,
     pub clock: P::Clock,
     pub ids: P::Ids,
 }
@@ -82,9 +84,18 @@ impl<P: Ports> Accounts<P> {
 
     /// Opens a new session for `user`: a refresh-token family and a first access token.
     pub(crate) async fn start_session(&self, user: User) -> anyhow::Result<SignedIn> {
-        let now = self.ports.clock.now();
         let session_id = SessionId::from_uuid(self.ports.ids.next_id());
-        let refresh_token = self.ports.refresh_tokens.generate();
+        self.open_session(user, session_id).await
+    }
+
+    /// As [`Accounts::start_session`], with an id chosen beforehand.
+    pub(crate) async fn open_session(
+        &self,
+        user: User,
+        session_id: SessionId,
+    ) -> anyhow::Result<SignedIn> {
+        let now = self.ports.clock.now();
+        let refresh_token = self.ports.refresh_tokens.for_session(session_id);
         self.ports
             .sessions
             .start(&NewSession {

@@ -61,16 +61,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_works_until_its_session_logs_out() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         let accounts = accounts(&fakes);
         let signed_in = accounts
             .register(RegisterUserCommand {
                 email: "alice@example.com".into(),
                 username: "alice".into(),
                 password: "correct horse".into(),
+                idempotency_key: None,
             })
             .await
-            .unwrap();
+            .unwrap()
+            .signed_in;
         let token = signed_in.tokens.access_token.expose_secret();
 
         let (user, _) = accounts.authenticate(token).await.unwrap();
@@ -91,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_that_does_not_verify_is_invalid() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         assert!(matches!(
             accounts(&fakes).authenticate("garbage").await,
             Err(AuthError::InvalidToken)

@@ -1,14 +1,15 @@
 //! Small in-memory fakes of the ports, each with a switch to make it fail.
 use crate::{
     AccessGrant, AccessToken, Accounts, Clock, CreateUserError, EventBus, IdGenerator,
-    InvalidToken, IssuedAccessToken, NewSession, Outbox, OutboxEvent, PasswordHasher, PortSet,
-    Ports, PublishOutcome, RefreshToken, RefreshTokens, Rotation, SessionPolicy, SessionStore,
-    TokenFingerprint, TokenIssuer, UserRepository,
+    IdempotencyClaim, IdempotencyStore, IdempotentCompletion, InvalidToken, IssuedAccessToken,
+    NewSession, Outbox, OutboxEvent, PasswordHasher, PortSet, Ports, PublishOutcome, RefreshToken,
+    RefreshTokens, Rotation, SessionPolicy, SessionStore, TokenFingerprint, TokenIssuer,
+    UserRepository,
 };
 use chrono::{TimeZone, Utc};
 use domain::{
-    EventId, LoginIdentifier, Password, PasswordHash, RefreshDecision, RefreshTokenState,
-    SessionId, Timestamp, User, UserId,
+    EventId, IdempotencyKey, LoginIdentifier, Password, PasswordHash, RefreshDecision,
+    RefreshTokenState, SessionId, Timestamp, User, UserId,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ pub struct Fakes {
     pub users: InMemoryUsers,
     pub hasher: FakeHasher,
     pub sessions: InMemorySessions,
+    pub idempotency: InMemoryIdempotency,
     pub clock: FakeClock,
 }
 
@@ -34,6 +36,7 @@ impl Ports for FakePorts {
     type Tokens = FakeTokens;
     type Sessions = InMemorySessions;
     type RefreshTokens = FakeRefreshTokens;
+    type Idempotency = InMemoryIdempotency;
     type Clock = FakeClock;
     type Ids = SequentialIds;
 }
@@ -45,7 +48,8 @@ pub fn accounts(fakes: &Fakes) -> Accounts<FakePorts> {
             hasher: fakes.hasher.clone(),
             tokens: FakeTokens,
             sessions: fakes.sessions.clone(),
-            refresh_tokens: FakeRefreshTokens::default(),
+            refresh_tokens: FakeRefreshTokens,
+            idempotency: fakes.idempotency.clone(),
             clock: fakes.clock.clone(),
             ids: SequentialIds::default(),
         },
@@ -57,7 +61,11 @@ pub fn accounts(fakes: &Fakes) -> Accounts<FakePorts> {
 pub struct InMemoryUsers {
     stored: Arc<Mutex<Vec<StoredUser>>>,
     fail_next: Arc<AtomicBool>,
+    /// Idempotency keys completed with a user: shared with [`InMemoryIdempotency`].
+    completed: Completions,
 }
+
+type Completions = Arc<Mutex<Vec<(IdempotencyKey, UserId, SessionId)>>>;
 
 impl InMemoryUsers {
     pub fn stored(&self) -> Vec<StoredUser> {
@@ -75,6 +83,7 @@ impl UserRepository for InMemoryUsers {
         user: &User,
         hash: &PasswordHash,
         event: &OutboxEvent,
+        completes: Option<&IdempotentCompletion>,
     ) -> Result<(), CreateUserError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(anyhow::anyhow!("database is down").into());
@@ -93,6 +102,13 @@ impl UserRepository for InMemoryUsers {
             return Err(CreateUserError::UsernameTaken);
         }
         stored.push((user.clone(), hash.clone(), event.clone()));
+        if let Some(completion) = completes {
+            self.completed.lock().unwrap().push((
+                completion.key.clone(),
+                user.id,
+                completion.session_id,
+            ));
+        }
         Ok(())
     }
 
@@ -202,12 +218,15 @@ impl TokenIssuer for FakeTokens {
     }
 }
 
-#[derive(Default)]
-pub struct FakeRefreshTokens(AtomicU64);
+pub struct FakeRefreshTokens;
 
 impl RefreshTokens for FakeRefreshTokens {
-    fn generate(&self) -> RefreshToken {
-        RefreshToken::new(format!("refresh-{}", self.0.fetch_add(1, Ordering::SeqCst)))
+    fn for_session(&self, session: SessionId) -> RefreshToken {
+        RefreshToken::new(format!("refresh-{session}"))
+    }
+
+    fn request_fingerprint(&self, fields: &[&str]) -> TokenFingerprint {
+        TokenFingerprint(fields.join("\0").into_bytes())
     }
 
     fn successor_of(&self, token: &RefreshToken) -> RefreshToken {
@@ -336,6 +355,59 @@ impl SessionStore for InMemorySessions {
 
     async fn prune_expired(&self, _now: Timestamp) -> anyhow::Result<u64> {
         Ok(0)
+    }
+}
+
+/// Claims by key; completions are read from the users fake, as the real store shares the
+/// database transaction with the user.
+#[derive(Clone, Default)]
+pub struct InMemoryIdempotency {
+    claims: Arc<Mutex<Vec<(IdempotencyKey, TokenFingerprint)>>>,
+    completed: Completions,
+}
+
+impl Fakes {
+    /// Wires the fakes that share state, as one database would.
+    pub fn new() -> Self {
+        let fakes = Self::default();
+        Self {
+            idempotency: InMemoryIdempotency {
+                completed: fakes.users.completed.clone(),
+                ..InMemoryIdempotency::default()
+            },
+            ..fakes
+        }
+    }
+}
+
+impl IdempotencyStore for InMemoryIdempotency {
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        request: &TokenFingerprint,
+        _now: Timestamp,
+    ) -> anyhow::Result<IdempotencyClaim> {
+        let mut claims = self.claims.lock().unwrap();
+        let Some((_, fingerprint)) = claims.iter().find(|(k, _)| k == key) else {
+            claims.push((key.clone(), request.clone()));
+            return Ok(IdempotencyClaim::Fresh);
+        };
+        if fingerprint != request {
+            return Ok(IdempotencyClaim::Mismatch);
+        }
+        let completed = self.completed.lock().unwrap();
+        Ok(completed.iter().find(|(k, ..)| k == key).map_or(
+            IdempotencyClaim::InProgress,
+            |(_, user_id, session_id)| IdempotencyClaim::Completed {
+                user_id: *user_id,
+                session_id: *session_id,
+            },
+        ))
+    }
+
+    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+        self.claims.lock().unwrap().retain(|(k, _)| k != key);
+        Ok(())
     }
 }
 

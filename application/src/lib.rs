@@ -7,6 +7,7 @@ mod accounts;
 mod authenticate;
 mod clock;
 mod envelope;
+mod idempotency;
 mod listener;
 mod log_in;
 mod outbox;
@@ -25,12 +26,13 @@ pub use accounts::{Accounts, PortSet, Ports, SessionPolicy, SessionTokens, Signe
 pub use authenticate::AuthError;
 pub use clock::{Clock, IdGenerator};
 pub use envelope::{DecodeError, IncomingEvent, decode_event, encode_user_registered};
+pub use idempotency::{IdempotencyClaim, IdempotencyStore, IdempotentCompletion};
 pub use listener::{EventListener, LogEvents};
 pub use log_in::{LogInCommand, LogInError};
 pub use outbox::{EventBus, Outbox, OutboxEvent, PublishOutcome};
 pub use password_hasher::PasswordHasher;
 pub use refresh::RefreshError;
-pub use register::{FieldError, RegisterUserCommand, RegisterUserError};
+pub use register::{FieldError, RegisterUserCommand, RegisterUserError, Registration};
 pub use relay_outbox::{RelayError, RelayOutbox, RelayReport};
 pub use session_store::{NewSession, Rotation, SessionStore};
 pub use token_issuer::{

@@ -60,6 +60,7 @@ mod tests {
                 email: "Alice@Example.com".into(),
                 username: "alice".into(),
                 password: "correct horse".into(),
+                idempotency_key: None,
             })
             .await
             .unwrap();
@@ -74,7 +75,7 @@ mod tests {
 
     #[tokio::test]
     async fn any_case_or_padding_of_the_email_or_username_signs_in() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         registered(&fakes).await;
         for id in [
             "alice@example.com",
@@ -90,7 +91,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_accounts_and_wrong_passwords_fail_alike_after_the_same_work() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         registered(&fakes).await;
         let hashes_before = fakes.hasher.verifications();
         for (id, password) in [

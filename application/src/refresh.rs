@@ -70,15 +70,17 @@ mod tests {
                 email: "alice@example.com".into(),
                 username: "alice".into(),
                 password: "correct horse".into(),
+                idempotency_key: None,
             })
             .await
-            .unwrap();
+            .unwrap()
+            .signed_in;
         signed_in.tokens.refresh_token
     }
 
     #[tokio::test]
     async fn a_refresh_rotates_and_a_duplicate_within_the_grace_window_gets_the_same_successor() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         let first = registered(&fakes).await;
         let accounts = accounts(&fakes);
 
@@ -101,7 +103,7 @@ mod tests {
 
     #[tokio::test]
     async fn reuse_after_the_grace_window_revokes_the_family() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         let first = registered(&fakes).await;
         let accounts = accounts(&fakes);
         let second = accounts
@@ -124,7 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_token_is_invalid() {
-        let fakes = Fakes::default();
+        let fakes = Fakes::new();
         let result = accounts(&fakes)
             .refresh(RefreshToken::new("made up".into()))
             .await;

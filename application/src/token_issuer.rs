@@ -89,8 +89,10 @@ impl fmt::Debug for TokenFingerprint {
 }
 
 pub trait RefreshTokens: Send + Sync + 'static {
-    /// A new random token.
-    fn generate(&self) -> RefreshToken;
+    /// The first refresh token of a session. Derived from the session id with a server-side
+    /// key: unguessable without the key, and the same every time, so that a replayed
+    /// registration can answer with the token it first gave.
+    fn for_session(&self, session: SessionId) -> RefreshToken;
 
     /// The token that replaces `token` on rotation. Derived with a server-side key, so the same
     /// token always has the same successor (a concurrent duplicate refresh gets the same answer)
@@ -98,4 +100,8 @@ pub trait RefreshTokens: Send + Sync + 'static {
     fn successor_of(&self, token: &RefreshToken) -> RefreshToken;
 
     fn fingerprint(&self, token: &RefreshToken) -> TokenFingerprint;
+
+    /// A keyed hash of a request's fields, to tell a retry from a different request without
+    /// storing the fields (a password among them) in a form that could be reversed.
+    fn request_fingerprint(&self, fields: &[&str]) -> TokenFingerprint;
 }

@@ -1,5 +1,5 @@
 //! Port: where users live.
-use crate::OutboxEvent;
+use crate::{IdempotentCompletion, OutboxEvent};
 use domain::{LoginIdentifier, PasswordHash, User, UserId};
 use std::future::Future;
 
@@ -14,8 +14,9 @@ pub enum CreateUserError {
 }
 
 pub trait UserRepository: Send + Sync + 'static {
-    /// Stores the user and, in the same transaction, the event that announces it, so that
-    /// either both exist or neither does.
+    /// Stores the user and, in the same transaction, the event that announces it (and, for a
+    /// request with an idempotency key, that key's completion), so that either all exist or
+    /// none does.
     ///
     /// # Errors
     /// [`CreateUserError::EmailTaken`] or [`CreateUserError::UsernameTaken`] when another account
@@ -25,6 +26,7 @@ pub trait UserRepository: Send + Sync + 'static {
         user: &User,
         password_hash: &PasswordHash,
         event: &OutboxEvent,
+        completes: Option<&IdempotentCompletion>,
     ) -> impl Future<Output = Result<(), CreateUserError>> + Send;
 
     /// The account a sign-in names, with its password hash.

@@ -6,14 +6,14 @@ use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
     Argon2PasswordHasher, HmacRefreshTokens, JwtSettings, JwtTokenIssuer, OutboxWakeups,
-    PostgresOutbox, PostgresSessionStore, PostgresUserRepository, RabbitMqEventBus, SystemClock,
-    UuidV7Ids, connect_database,
+    PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore, PostgresUserRepository,
+    RabbitMqEventBus, SystemClock, UuidV7Ids, connect_database,
 };
 use anyhow::Context;
 use application::{
     Accounts, AuthError, EventListener, LogEvents, LogInCommand, LogInError, PortSet, Ports,
-    RefreshError, RefreshToken, RegisterUserCommand, RegisterUserError, RelayOutbox, SessionPolicy,
-    SignedIn,
+    RefreshError, RefreshToken, RegisterUserCommand, RegisterUserError, Registration, RelayOutbox,
+    SessionPolicy, SignedIn,
 };
 use domain::User;
 use poem::Server;
@@ -35,6 +35,7 @@ impl Ports for ProductionPorts {
     type Tokens = JwtTokenIssuer;
     type Sessions = PostgresSessionStore;
     type RefreshTokens = HmacRefreshTokens;
+    type Idempotency = PostgresIdempotencyStore;
     type Clock = SystemClock;
     type Ids = UuidV7Ids;
 }
@@ -43,7 +44,7 @@ impl<P: Ports> AccountService for Accounts<P> {
     fn register(
         &self,
         command: RegisterUserCommand,
-    ) -> impl Future<Output = Result<SignedIn, RegisterUserError>> + Send {
+    ) -> impl Future<Output = Result<Registration, RegisterUserError>> + Send {
         Accounts::register(self, command)
     }
 
@@ -82,6 +83,7 @@ pub struct Application {
     wakeups: OutboxWakeups,
     sessions: PostgresSessionStore,
     limits: Arc<RateLimits>,
+    idempotency: PostgresIdempotencyStore,
     consumer: Option<Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>>,
     consumer_stats: Arc<ConsumerStats>,
     poll_interval: Duration,
@@ -115,6 +117,7 @@ impl Application {
                 tokens: token_issuer(&settings, signing_secret.clone())?,
                 sessions: PostgresSessionStore::new(pool.clone()),
                 refresh_tokens: HmacRefreshTokens::derived_from(&signing_secret),
+                idempotency: PostgresIdempotencyStore::new(pool.clone()),
                 clock: SystemClock,
                 ids: UuidV7Ids,
             },
@@ -155,7 +158,8 @@ impl Application {
             limits,
             relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
             wakeups: OutboxWakeups::new(pool.clone()),
-            sessions: PostgresSessionStore::new(pool),
+            sessions: PostgresSessionStore::new(pool.clone()),
+            idempotency: PostgresIdempotencyStore::new(pool),
             consumer,
             consumer_stats,
             poll_interval: settings.outbox_poll_interval,
@@ -191,7 +195,12 @@ impl Application {
             stop.clone(),
         ));
         let consumer = self.consumer.map(|start| start(stop.clone()));
-        let maintenance = tokio::spawn(run_maintenance(self.sessions, self.limits, stop.clone()));
+        let maintenance = tokio::spawn(run_maintenance(
+            self.sessions,
+            self.idempotency,
+            self.limits,
+            stop.clone(),
+        ));
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
             .await;

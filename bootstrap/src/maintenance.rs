@@ -1,7 +1,7 @@
 //! Periodic clean-up: revocations and refresh tokens that have expired anyway, and rate-limit
 //! state of clients that have gone quiet.
 use crate::http::RateLimits;
-use adapters::{PostgresSessionStore, SystemClock};
+use adapters::{PostgresIdempotencyStore, PostgresSessionStore, SystemClock};
 use application::{Clock, SessionStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ const PRUNE_EVERY_TICKS: u32 = 15;
 
 pub async fn run_maintenance(
     sessions: PostgresSessionStore,
+    idempotency: PostgresIdempotencyStore,
     limits: Arc<RateLimits>,
     shutdown: CancellationToken,
 ) {
@@ -24,13 +25,22 @@ pub async fn run_maintenance(
         }
         limits.forget_idle();
         if tick % PRUNE_EVERY_TICKS == 0 {
-            prune(&sessions).await;
+            prune(&sessions, &idempotency).await;
         }
     }
 }
 
-async fn prune(sessions: &PostgresSessionStore) {
-    match sessions.prune_expired(SystemClock.now()).await {
+async fn prune(sessions: &PostgresSessionStore, idempotency: &PostgresIdempotencyStore) {
+    let now = SystemClock.now();
+    match idempotency.prune_expired(now).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "pruned expired idempotency keys"),
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "could not prune idempotency keys"
+        ),
+    }
+    match sessions.prune_expired(now).await {
         Ok(0) => {}
         Ok(pruned) => tracing::info!(pruned, "pruned expired revocations and refresh tokens"),
         Err(error) => tracing::warn!(

@@ -2,6 +2,7 @@
 //! and the event that announces it. No IO, no async runtime, no framework types.
 mod email;
 mod event;
+mod idempotency;
 mod login;
 mod password;
 mod session;
@@ -11,6 +12,7 @@ mod username;
 
 pub use email::{Email, EmailError};
 pub use event::{EventId, UserRegistered};
+pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
 pub use login::LoginIdentifier;
 pub use password::{Password, PasswordError, PasswordHash};
 pub use session::{RefreshDecision, RefreshTokenState, SessionId};

@@ -5,12 +5,13 @@ use super::problem::{FieldProblem, Problem};
 use super::rate_limit::{Limited, RateLimits};
 use application::{
     AuthError, LogInCommand, LogInError, RefreshError, RegisterUserCommand, RegisterUserError,
-    SignedIn,
+    Registration, SignedIn,
 };
 use domain::User;
 use poem::Request;
 use poem::http::StatusCode;
 use poem_openapi::auth::Bearer;
+use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
 use std::future::Future;
@@ -21,7 +22,7 @@ pub trait AccountService: Send + Sync + 'static {
     fn register(
         &self,
         command: RegisterUserCommand,
-    ) -> impl Future<Output = Result<SignedIn, RegisterUserError>> + Send;
+    ) -> impl Future<Output = Result<Registration, RegisterUserError>> + Send;
     fn log_in(
         &self,
         command: LogInCommand,
@@ -81,14 +82,20 @@ fn json(problem: Problem) -> Json<Problem> {
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "register_bad_request")]
 enum RegisterResponse {
-    /// The account exists and its `user.registered` event is recorded for publishing.
+    /// The account exists and its `user.registered` event is recorded for publishing. With
+    /// `Idempotent-Replayed: true`, this answers a retry of an earlier request with the same
+    /// `Idempotency-Key`: same user, same refresh token, a fresh access token.
     #[oai(status = 201)]
-    Created(Json<SessionBody>),
+    Created(
+        Json<SessionBody>,
+        #[oai(header = "Idempotent-Replayed")] Option<String>,
+    ),
     /// A field is invalid (`VALIDATION_FAILED`, with every invalid field listed) or the body is
     /// not the expected JSON (`MALFORMED_REQUEST`).
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
-    /// The email or the username belongs to another account (`USER_ALREADY_EXISTS`).
+    /// The email or the username belongs to another account (`USER_ALREADY_EXISTS`), or a
+    /// request with the same `Idempotency-Key` is still running (`IDEMPOTENCY_KEY_IN_USE`).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
     /// The body is larger than 64 KiB (`PAYLOAD_TOO_LARGE`).
@@ -97,6 +104,9 @@ enum RegisterResponse {
     /// The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
+    /// The `Idempotency-Key` was used for a different request (`IDEMPOTENCY_KEY_REUSED`).
+    #[oai(status = 422, content_type = "application/problem+json")]
+    UnprocessableEntity(Json<Problem>),
     /// Too many attempts from this client or at this account (`RATE_LIMITED`); retry after
     /// `Retry-After` seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
@@ -146,6 +156,18 @@ impl From<RegisterUserError> for RegisterResponse {
                 "USER_ALREADY_EXISTS",
                 "an account with this username already exists",
             ))),
+            RegisterUserError::IdempotencyKeyInUse => Self::Conflict(json(Problem::new(
+                StatusCode::CONFLICT,
+                "IDEMPOTENCY_KEY_IN_USE",
+                "a request with this Idempotency-Key is still in progress; retry shortly",
+            ))),
+            RegisterUserError::IdempotencyKeyReused => {
+                Self::UnprocessableEntity(json(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this Idempotency-Key was used for a different request",
+                )))
+            }
             RegisterUserError::Unexpected(error) => Self::Internal(json(Problem::internal(&error))),
         }
     }
@@ -304,7 +326,15 @@ impl<S: AccountService> AuthApi<S> {
     /// that is published to RabbitMQ. Answers without waiting for the broker, and signs the
     /// new user in.
     #[oai(path = "/auth/register", method = "post", operation_id = "register")]
-    async fn register(&self, request: &Request, body: Json<RegisterRequest>) -> RegisterResponse {
+    async fn register(
+        &self,
+        request: &Request,
+        body: Json<RegisterRequest>,
+        /// Optional. A retry with the same key and body within 24 hours gets the first answer
+        /// and creates nothing; the same key with another body gets 422. Use a UUID.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+    ) -> RegisterResponse {
         if let Err(limited) = self.limits.register(&self.limits.client_of(request)) {
             let (problem, retry_after) = rate_limited(&limited);
             return RegisterResponse::TooManyRequests(problem, retry_after);
@@ -314,9 +344,13 @@ impl<S: AccountService> AuthApi<S> {
             email: body.email.0,
             username: body.username.0,
             password: body.password.0,
+            idempotency_key: idempotency_key.0,
         };
         match self.accounts.register(command).await {
-            Ok(signed_in) => RegisterResponse::Created(Json(signed_in.into())),
+            Ok(registration) => RegisterResponse::Created(
+                Json(registration.signed_in.into()),
+                registration.replayed.then(|| "true".to_owned()),
+            ),
             Err(error) => error.into(),
         }
     }
@@ -391,7 +425,7 @@ fn spec_only() -> anyhow::Error {
 }
 
 impl AccountService for SpecOnly {
-    async fn register(&self, _: RegisterUserCommand) -> Result<SignedIn, RegisterUserError> {
+    async fn register(&self, _: RegisterUserCommand) -> Result<Registration, RegisterUserError> {
         Err(spec_only().into())
     }
     async fn log_in(&self, _: LogInCommand) -> Result<SignedIn, LogInError> {

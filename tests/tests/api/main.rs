@@ -6,6 +6,7 @@ mod proxy;
 mod accounts;
 mod broker_outage;
 mod consumer;
+mod idempotency;
 mod openapi;
 mod rate_limits;
 mod register;
