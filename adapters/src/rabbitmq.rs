@@ -172,7 +172,10 @@ impl EventBus for RabbitMqEventBus {
             .as_ref()
             .is_none_or(|p| !p.channel.status().connected())
         {
-            *publisher = Some(self.open().await?);
+            let opened = tokio::time::timeout(BROKER_TIMEOUT, self.open()).await;
+            *publisher = Some(opened.map_err(|_| {
+                anyhow::anyhow!("opening a channel took over {BROKER_TIMEOUT:?}")
+            })??);
         }
         let channel = &publisher
             .as_ref()
@@ -184,7 +187,12 @@ impl EventBus for RabbitMqEventBus {
         if result.is_err() {
             // Start afresh next time; the old connection may be half dead.
             if let Some(old) = publisher.take() {
-                let _ = old.connection.close(0, "reconnecting".into()).await;
+                // A silent peer would hold a polite close forever: give it a moment, no more.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    old.connection.close(0, "reconnecting".into()),
+                )
+                .await;
             }
         }
         result

@@ -90,8 +90,11 @@ async fn consume<L: EventListener>(
             FieldTable::default(),
         )
         .await?;
-    *backoff = reconnect_backoff();
     tracing::info!(queue = %config.topology.queue, "consumer connected to RabbitMQ");
+    // The pace of reconnecting is reset only once a message went through: a connection that
+    // the broker (or a message lapin cannot parse) breaks at once must not be retried in a
+    // tight loop.
+    let mut settled = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
@@ -99,7 +102,13 @@ async fn consume<L: EventListener>(
                 return Ok(());
             }
             delivery = deliveries.next() => match delivery {
-                Some(delivery) => process(delivery?, listener, stats).await?,
+                Some(delivery) => {
+                    process(delivery?, listener, stats).await?;
+                    if !settled {
+                        *backoff = reconnect_backoff();
+                        settled = true;
+                    }
+                }
                 None => anyhow::bail!("the broker ended the consumer"),
             },
         }

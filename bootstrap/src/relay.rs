@@ -33,11 +33,11 @@ pub async fn run_relay(
                 None
             }
             Err(error) => {
-                if !failing {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "outbox relay cannot publish; events stay in the outbox and will be retried"
-                    );
+                let error = format!("{:#}", anyhow::Error::new(error));
+                if failing {
+                    tracing::debug!(%error, "outbox relay still cannot publish");
+                } else {
+                    tracing::warn!(%error, "outbox relay cannot publish; events stay in the outbox and will be retried");
                 }
                 failing = true;
                 Some(next_pause(&mut backoff))
