@@ -6,18 +6,50 @@ use argon2::password_hash::phc::PasswordHash as Phc;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use domain::{Password, PasswordHash};
 use std::sync::{Arc, OnceLock};
+use tokio::sync::Semaphore;
 
 /// Argon2id with the crate's default parameters (19 MiB, 2 passes, 1 lane: OWASP's minimum).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Argon2PasswordHasher {
     /// Verified against when an account does not exist, so that sign-in costs the same.
     dummy: Arc<OnceLock<String>>,
+    /// One hash per core at a time. More would not finish sooner, and each holds 19 MiB:
+    /// unbounded, a burst of a few hundred sign-ups would take gigabytes.
+    permits: Arc<Semaphore>,
+}
+
+impl Default for Argon2PasswordHasher {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Argon2PasswordHasher {
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            dummy: Arc::new(OnceLock::new()),
+            permits: Arc::new(Semaphore::new(cores)),
+        }
+    }
+
+    /// Waits for a free core, then runs `work` on the blocking pool.
+    async fn bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .context("hashing pool closed")?;
+        off_the_runtime(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
     }
 
     fn dummy_hash(&self) -> String {
@@ -44,7 +76,7 @@ async fn off_the_runtime<T: Send + 'static>(
 
 impl PasswordHasher for Argon2PasswordHasher {
     async fn hash(&self, password: Password) -> anyhow::Result<PasswordHash> {
-        off_the_runtime(move || {
+        self.bounded(move || {
             Argon2::default()
                 .hash_password(password.expose_secret().as_bytes())
                 .map(|hash| PasswordHash::from_phc(hash.to_string()))
@@ -55,8 +87,9 @@ impl PasswordHasher for Argon2PasswordHasher {
 
     async fn verify(&self, password: Password, hash: Option<PasswordHash>) -> anyhow::Result<bool> {
         let known = hash.is_some();
-        let phc = hash.map_or_else(|| self.dummy_hash(), |hash| hash.as_ref().to_owned());
-        off_the_runtime(move || {
+        let dummy = self.clone();
+        self.bounded(move || {
+            let phc = hash.map_or_else(|| dummy.dummy_hash(), |hash| hash.as_ref().to_owned());
             let parsed = Phc::new(&phc)
                 .map_err(|error| anyhow::anyhow!("stored password hash is malformed: {error}"))?;
             let matches = Argon2::default()
@@ -132,6 +165,35 @@ mod tests {
         assert!(
             during > 10,
             "the runtime ran only {during} other steps while hashing"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_hashes_run_at_once_than_there_are_cores() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hasher = Argon2PasswordHasher::new();
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let jobs = (0..cores * 4).map(|_| {
+            let (hasher, running, peak) = (hasher.clone(), running.clone(), peak.clone());
+            tokio::spawn(async move {
+                hasher
+                    .bounded(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+            })
+        });
+        for job in jobs.collect::<Vec<_>>() {
+            job.await.unwrap().unwrap();
+        }
+        assert!(
+            peak.load(Ordering::SeqCst) <= cores,
+            "peak {} > {cores}",
+            peak.load(Ordering::SeqCst)
         );
     }
 }
