@@ -34,6 +34,12 @@ pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result
     if !exists {
         create_database(url, &database).await?;
     }
+    // A statement or transaction that hangs (a lock, a stalled client) must not hold its locks
+    // and connection forever: the server ends it.
+    let options = options.options([
+        ("statement_timeout", "10s"),
+        ("idle_in_transaction_session_timeout", "15s"),
+    ]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

@@ -143,36 +143,72 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let invalid = |name, reason: &str| {
-            Err(SettingsError {
+        let rules: [(&'static str, bool, &str); 10] = [
+            (
+                "JWT_SECRET",
+                self.jwt_secret
+                    .as_ref()
+                    .is_none_or(|s| s.0.len() >= MIN_SECRET_BYTES),
+                "must be at least 32 bytes when set (HS256 wants a 256-bit key)",
+            ),
+            (
+                "ACCESS_TOKEN_TTL_SECONDS",
+                (1..=24 * 3600).contains(&self.access_token_ttl.as_secs()),
+                "must be 1 to 86400",
+            ),
+            (
+                "REFRESH_TOKEN_TTL_SECONDS",
+                (1..=365 * 24 * 3600).contains(&self.refresh_token_ttl.as_secs()),
+                "must be 1 to 31536000 (a year)",
+            ),
+            (
+                "REFRESH_TOKEN_GRACE_SECONDS",
+                self.refresh_grace.as_secs() <= 300,
+                "must be at most 300",
+            ),
+            (
+                "CONSUMER_PREFETCH",
+                self.consumer_prefetch > 0,
+                "must be at least 1 (0 would mean unbounded)",
+            ),
+            (
+                "OUTBOX_BATCH_SIZE",
+                (1..=10_000).contains(&self.outbox_batch_size),
+                "must be 1 to 10000",
+            ),
+            (
+                "OUTBOX_POLL_INTERVAL_MS",
+                self.outbox_poll_interval >= Duration::from_millis(10),
+                "must be at least 10 (lower is a busy loop)",
+            ),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                self.database_max_connections >= 2,
+                "must be at least 2 (the outbox relay keeps one listening)",
+            ),
+            (
+                "AMQP_URL",
+                self.amqp_url.parse::<lapin::uri::AMQPUri>().is_ok(),
+                "must be an amqp:// or amqps:// URL",
+            ),
+            (
+                "HTTP_ADDR",
+                !self.http_addr.trim().is_empty(),
+                "must be host:port",
+            ),
+        ];
+        match rules.into_iter().find(|(_, ok, _)| !ok) {
+            Some((name, _, reason)) => Err(SettingsError {
                 name,
                 reason: reason.into(),
-            })
-        };
-        if self.jwt_secret.as_ref().is_some_and(|s| s.0.is_empty()) {
-            return invalid("JWT_SECRET", "must not be empty when set");
+            }),
+            None => Ok(self),
         }
-        if self.access_token_ttl.is_zero() {
-            return invalid("ACCESS_TOKEN_TTL_SECONDS", "must be at least 1");
-        }
-        if self.refresh_token_ttl.is_zero() {
-            return invalid("REFRESH_TOKEN_TTL_SECONDS", "must be at least 1");
-        }
-        if self.consumer_prefetch == 0 {
-            return invalid(
-                "CONSUMER_PREFETCH",
-                "must be at least 1 (0 would mean unbounded)",
-            );
-        }
-        if self.outbox_batch_size == 0 {
-            return invalid("OUTBOX_BATCH_SIZE", "must be at least 1");
-        }
-        if self.database_max_connections == 0 {
-            return invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1");
-        }
-        Ok(self)
     }
 }
+
+/// HS256 keys shorter than the hash are weaker than the algorithm (RFC 7518, section 3.2).
+const MIN_SECRET_BYTES: usize = 32;
 
 fn parse<T: FromStr>(name: &'static str, raw: &str) -> Result<T, SettingsError>
 where
@@ -247,11 +283,23 @@ mod tests {
         assert!(!error.contains('\n'));
         assert!(from(&[("CONSUMER_PREFETCH", "0")]).is_err());
         assert!(from(&[("JWT_SECRET", "")]).is_err());
+        assert!(from(&[("JWT_SECRET", "short")]).is_err());
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "18446744073709551615"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "9223372036854775807"),
+            ("DATABASE_MAX_CONNECTIONS", "1"),
+            ("OUTBOX_POLL_INTERVAL_MS", "0"),
+            ("AMQP_URL", "notaurl"),
+        ] {
+            let error = from(&[(name, value)]).expect_err(name).to_string();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]
     fn the_jwt_secret_never_shows_in_debug_output() {
-        let settings = from(&[("JWT_SECRET", "hunter2-hunter2")]).unwrap();
+        let settings = from(&[("JWT_SECRET", "hunter2-hunter2-hunter2-hunter2-hunter2")]).unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }
