@@ -65,12 +65,14 @@ impl IncomingEvent {
 /// is retried.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("message_id must be the event's UUID, got {0:?}")]
-    MessageId(Option<String>),
+    #[error("message_id must be the event's UUID")]
+    MessageId,
+    #[error("event must be a type name of 1 to 100 letters, digits, '.', '_' or '-'")]
+    EventType,
     #[error("body is not a valid envelope: {0}")]
     Envelope(#[from] serde_json::Error),
-    #[error("{field} is not an ISO-8601 time: {value:?}")]
-    Time { field: &'static str, value: String },
+    #[error("{field} is not an ISO-8601 time")]
+    Time { field: &'static str },
     #[error("data.email is invalid: {0}")]
     Email(#[from] domain::EmailError),
     #[error("data.username is invalid: {0}")]
@@ -85,8 +87,13 @@ pub fn decode_event(message_id: Option<&str>, body: &[u8]) -> Result<IncomingEve
     let event_id = message_id
         .and_then(|id| Uuid::parse_str(id).ok())
         .map(EventId::from_uuid)
-        .ok_or_else(|| DecodeError::MessageId(message_id.map(str::to_owned)))?;
+        .ok_or(DecodeError::MessageId)?;
     let envelope: Envelope<serde_json::Value> = serde_json::from_slice(body)?;
+    // Checked before anything logs it: a type name is short and plain, never a line break.
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if !(1..=100).contains(&envelope.event.len()) || !envelope.event.chars().all(plain) {
+        return Err(DecodeError::EventType);
+    }
     let occurred_at = parse_time("timestamp", &envelope.timestamp)?;
     if envelope.event != UserRegistered::TYPE {
         return Ok(IncomingEvent::Other {
@@ -108,10 +115,7 @@ pub fn decode_event(message_id: Option<&str>, body: &[u8]) -> Result<IncomingEve
 fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, DecodeError> {
     DateTime::parse_from_rfc3339(value)
         .map(|time| Timestamp::from_datetime(time.with_timezone(&Utc)))
-        .map_err(|_| DecodeError::Time {
-            field,
-            value: value.to_owned(),
-        })
+        .map_err(|_| DecodeError::Time { field })
 }
 
 #[cfg(test)]
@@ -160,7 +164,7 @@ mod tests {
     #[test]
     fn messages_breaking_the_contract_are_rejected() {
         let valid = encode_user_registered(&registered());
-        let cases: [(Option<&str>, &str, &str); 8] = [
+        let cases: [(Option<&str>, &str, &str); 10] = [
             (None, &valid, "no message id"),
             (Some("42"), &valid, "message id is not a UUID"),
             (Some(ID), "not json", "not JSON"),
@@ -188,6 +192,16 @@ mod tests {
                 Some(ID),
                 r#"{"event":"user.registered","data":{},"timestamp":"soon"}"#,
                 "bad timestamp",
+            ),
+            (
+                Some(ID),
+                "{\"event\":\"user.deleted\\n\\u001b[31mFAKE\",\"data\":{},\"timestamp\":\"2025-10-19T16:37:15.456Z\"}",
+                "a type that would forge a log line",
+            ),
+            (
+                Some(ID),
+                r#"{"event":"","data":{},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
+                "empty type",
             ),
         ];
         for (message_id, body, why) in cases {
