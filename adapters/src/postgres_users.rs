@@ -30,11 +30,12 @@ impl UserRepository for PostgresUserRepository {
     ) -> Result<(), CreateUserError> {
         let mut tx = self.pool.begin().await.context("begin transaction")?;
         sqlx::query(
-            "INSERT INTO users (id, email, username, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (id, email, email_normalized, username, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(user.id.as_uuid())
         .bind(user.email.as_ref())
+        .bind(user.email.normalized())
         .bind(user.username.as_ref())
         .bind(password_hash.as_ref())
         .bind(user.created_at.as_datetime())
@@ -77,7 +78,7 @@ impl UserRepository for PostgresUserRepository {
         // The lookups use the same expressions as the unique indexes, so they use them.
         match identifier {
             LoginIdentifier::Email(email) => {
-                self.find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE lower(email) = $1", email.clone()).await
+                self.find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE email_normalized = $1", email.clone()).await
             }
             LoginIdentifier::Username(name) => {
                 self.find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE lower(username) = $1", name.clone())

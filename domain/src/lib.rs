@@ -10,7 +10,7 @@ mod timestamp;
 mod user;
 mod username;
 
-pub use email::{Email, EmailError};
+pub use email::{Email, EmailError, normalize as normalize_email};
 pub use event::{EventId, UserRegistered};
 pub use idempotency::{IdempotencyKey, IdempotencyKeyError};
 pub use login::LoginIdentifier;

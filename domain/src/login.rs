@@ -1,11 +1,11 @@
 //! How a user names their account at sign-in.
-use crate::Username;
+use crate::{Username, normalize_email};
 
 /// The `emailOrUsername` of a sign-in, normalised like the identity it refers to, so that any
 /// case or padding of it finds the one account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoginIdentifier {
-    /// Lower-cased, trimmed email.
+    /// Trimmed, NFKC, lower-cased email: [`crate::Email::normalized`].
     Email(String),
     /// Lower-cased, NFKC-normalised username.
     Username(String),
@@ -20,7 +20,7 @@ impl LoginIdentifier {
         if trimmed.contains('@') {
             // Long enough for any stored email, and no longer: the lookup is bounded.
             return if trimmed.chars().count() <= 254 {
-                Self::Email(trimmed.to_lowercase())
+                Self::Email(normalize_email(trimmed))
             } else {
                 Self::Unmatchable
             };
