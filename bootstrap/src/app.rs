@@ -71,6 +71,8 @@ impl<P: Ports> AccountService for Accounts<P> {
     }
 }
 
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long shutdown waits for in-flight requests.
 const GRACE_PERIOD: Duration = Duration::from_secs(10);
 
@@ -202,6 +204,8 @@ impl Application {
             stop.clone(),
         ));
         let served = Server::new_with_acceptor(self.acceptor)
+            // Idle keep-alive connections are closed, so that they cannot pile up.
+            .idle_timeout(IDLE_CONNECTION_TIMEOUT)
             .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
             .await;
         stop.cancel();

@@ -2,7 +2,7 @@
 //! (body size cap, JSON errors for everything).
 mod api;
 mod bodies;
-mod body_limit;
+mod middleware;
 mod problem;
 mod rate_limit;
 mod strict_string;
@@ -11,7 +11,7 @@ pub use api::{AccountService, AuthApi};
 pub use rate_limit::{RateLimitSettings, RateLimits};
 
 use poem::endpoint::BoxEndpoint;
-use poem::middleware::{CatchPanic, Tracing};
+use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
@@ -34,10 +34,11 @@ pub fn routes<S: AccountService>(api: AuthApi<S>) -> BoxEndpoint<'static> {
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .around(body_limit::limit_body)
+        .around(middleware::limit_body)
+        .around(middleware::deadline)
         .catch_all_error(problem::from_error)
         .with(CatchPanic::new().with_handler(problem::from_panic))
-        .with(Tracing)
+        .around(middleware::access_log)
         .boxed()
 }
 

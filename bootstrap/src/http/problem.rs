@@ -72,10 +72,11 @@ impl Problem {
             StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
             StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+            StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
             s if s.is_server_error() => return Self::internal(&anyhow::anyhow!(message)),
             _ => "MALFORMED_REQUEST",
         };
-        Self::new(status, code, message)
+        Self::new(status, code, without_echo(&message))
     }
 
     fn into_response(self) -> Response {
@@ -84,6 +85,15 @@ impl Problem {
             .with_status(status)
             .with_content_type(PROBLEM_JSON)
             .into_response()
+    }
+}
+
+/// poem-openapi quotes the offending input in some messages ("..., found [\"a\", ...]"); the
+/// input may be a password, so the quote is cut off.
+fn without_echo(message: &str) -> String {
+    match message.find(", found ") {
+        Some(cut) => format!("{}.", &message[..cut]),
+        None => message.to_owned(),
     }
 }
 

@@ -309,6 +309,22 @@ async fn invalid_bodies_get_a_problem_json_naming_what_is_wrong() {
             "null",
         ),
         (
+            format!(r#"["a@example.com", "alice", "{ok_password}"]"#),
+            Some("application/json"),
+            400,
+            "MALFORMED_REQUEST",
+            &[],
+            "an array holding the password, which must not be echoed",
+        ),
+        (
+            format!(r#""{ok_password}""#),
+            Some("application/json"),
+            400,
+            "MALFORMED_REQUEST",
+            &[],
+            "a bare string, which must not be echoed",
+        ),
+        (
             json_body(
                 json!({"email": "a@example.com", "username": "alice", "password": ok_password}),
             ),

@@ -1,0 +1,67 @@
+//! What every request goes through: a body cap, a deadline, and one access-log line.
+use super::MAX_BODY_BYTES;
+use poem::error::ReadBodyError;
+use poem::http::StatusCode;
+use poem::web::headers::{ContentLength, HeaderMapExt};
+use poem::{Endpoint, Error, IntoResponse, Request, Response, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longer than any healthy request takes (a hash, two transactions); a request still running
+/// then waits on something that is stuck, and the client is better told so.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Refuses a declared length over the cap at once, and otherwise reads at most the cap, so
+/// that a chunked body cannot grow without bound either.
+pub async fn limit_body<E: Endpoint>(next: Arc<E>, mut request: Request) -> Result<Response> {
+    let too_large = || {
+        Error::from_string(
+            "request body is larger than 64 KiB",
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+    };
+    let declared = request.headers().typed_get::<ContentLength>();
+    if declared.is_some_and(|ContentLength(length)| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = request
+        .take_body()
+        .into_bytes_limit(MAX_BODY_BYTES)
+        .await
+        .map_err(|error| match error {
+            ReadBodyError::PayloadTooLarge => too_large(),
+            other => Error::from_string(
+                format!("cannot read request body: {other}"),
+                StatusCode::BAD_REQUEST,
+            ),
+        })?;
+    request.set_body(body);
+    Ok(next.call(request).await?.into_response())
+}
+
+/// Gives up on a request after [`REQUEST_DEADLINE`] with 503. Dropping it rolls back any
+/// transaction it holds.
+pub async fn deadline<E: Endpoint>(next: Arc<E>, request: Request) -> Result<Response> {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.call(request)).await {
+        Ok(response) => Ok(response?.into_response()),
+        Err(_) => Err(Error::from_string(
+            "the request took too long; try again",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )),
+    }
+}
+
+/// Method, path, status and duration. Not the query string: clients put secrets there too.
+pub async fn access_log<E: Endpoint>(next: Arc<E>, request: Request) -> Result<Response> {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.call(request).await?.into_response();
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(response)
+}
