@@ -14,7 +14,7 @@ mod refresh_tokens;
 mod system;
 
 pub use argon2_hasher::Argon2PasswordHasher;
-pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer};
+pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
 pub use postgres::{OUTBOX_CHANNEL, connect_database};
 pub use postgres_idempotency::PostgresIdempotencyStore;
 pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};

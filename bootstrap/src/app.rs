@@ -1,13 +1,13 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
-use crate::http::{self, AccountService, AuthApi, RateLimits};
+use crate::http::{self, AccountService, AuthApi, RateLimits, WellKnownApi};
 use crate::maintenance::run_maintenance;
 use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
     Argon2PasswordHasher, HmacRefreshTokens, JwtSettings, JwtTokenIssuer, OutboxWakeups,
     PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore, PostgresUserRepository,
-    RabbitMqEventBus, SystemClock, UuidV7Ids, connect_database,
+    RabbitMqEventBus, SigningKey, SystemClock, UuidV7Ids, connect_database,
 };
 use anyhow::Context;
 use application::{
@@ -111,14 +111,16 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let pool =
             connect_database(&settings.database_url, settings.database_max_connections).await?;
-        let signing_secret = signing_secret(&settings);
+        let (signing_key, key_material) = signing_key(&settings)?;
+        let tokens = token_issuer(&settings, signing_key)?;
+        let well_known = WellKnownApi::new(tokens.public_keys());
         let accounts: Accounts<ProductionPorts> = Accounts::new(
             PortSet {
                 users: PostgresUserRepository::new(pool.clone()),
                 hasher: Argon2PasswordHasher::new(),
-                tokens: token_issuer(&settings, signing_secret.clone())?,
+                tokens,
                 sessions: PostgresSessionStore::new(pool.clone()),
-                refresh_tokens: HmacRefreshTokens::derived_from(&signing_secret),
+                refresh_tokens: HmacRefreshTokens::derived_from(&key_material),
                 idempotency: PostgresIdempotencyStore::new(pool.clone()),
                 clock: SystemClock,
                 ids: UuidV7Ids,
@@ -156,7 +158,7 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            routes: http::routes(AuthApi::new(accounts, limits.clone())),
+            routes: http::routes(AuthApi::new(accounts, limits.clone()), well_known),
             limits,
             relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
             wakeups: OutboxWakeups::new(pool.clone()),
@@ -218,25 +220,45 @@ impl Application {
     }
 }
 
-fn signing_secret(settings: &Settings) -> Vec<u8> {
-    match &settings.jwt_secret {
+/// The token signing key, and the secret material the refresh-token key is derived from.
+fn signing_key(settings: &Settings) -> anyhow::Result<(SigningKey, Vec<u8>)> {
+    if let Some(path) = &settings.jwt_private_key_file {
+        let read = |name: &str, path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("cannot read {name} {}", path.display()))
+        };
+        let private_pem = read("JWT_PRIVATE_KEY_FILE", path)?;
+        let previous = match &settings.jwt_previous_public_key_file {
+            Some(path) => vec![read("JWT_PREVIOUS_PUBLIC_KEY_FILE", path)?],
+            None => Vec::new(),
+        };
+        return Ok((
+            SigningKey::Ed25519 {
+                private_pem: private_pem.clone(),
+                previous,
+            },
+            private_pem,
+        ));
+    }
+    let secret = match &settings.jwt_secret {
         Some(secret) => secret.0.as_bytes().to_vec(),
         None => {
             tracing::warn!(
-                "JWT_SECRET is not set: using a random secret, so tokens will not survive a restart or work across instances"
+                "neither JWT_SECRET nor JWT_PRIVATE_KEY_FILE is set: using a random secret, so tokens will not survive a restart or work across instances"
             );
             let mut secret = vec![0; 32];
             rand::rng().fill_bytes(&mut secret);
             secret
         }
-    }
+    };
+    Ok((SigningKey::Hs256(secret.clone()), secret))
 }
 
-fn token_issuer(settings: &Settings, secret: Vec<u8>) -> anyhow::Result<JwtTokenIssuer> {
+fn token_issuer(settings: &Settings, key: SigningKey) -> anyhow::Result<JwtTokenIssuer> {
     JwtTokenIssuer::new(JwtSettings {
-        secret,
+        key,
         issuer: settings.jwt_issuer.clone(),
         audience: settings.jwt_audience.clone(),
         access_token_ttl: settings.access_token_ttl,
     })
+    .context("JWT_PRIVATE_KEY_FILE or JWT_PREVIOUS_PUBLIC_KEY_FILE is not a usable Ed25519 key")
 }

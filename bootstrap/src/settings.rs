@@ -2,6 +2,7 @@
 use crate::http::RateLimitSettings;
 use adapters::Topology;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ pub struct Settings {
     pub amqp_url: String,
     pub topology: Topology,
     pub jwt_secret: Option<Secret>,
+    /// An Ed25519 private key (PKCS#8 PEM): sign with EdDSA and publish the public key.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// The public key (SPKI PEM) of the key being rotated out; its tokens still verify.
+    pub jwt_previous_public_key_file: Option<PathBuf>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
@@ -39,6 +44,8 @@ impl Default for Settings {
                 queue: "topic_validateJSON".into(),
             },
             jwt_secret: None,
+            jwt_private_key_file: None,
+            jwt_previous_public_key_file: None,
             jwt_issuer: "registrar".into(),
             jwt_audience: "registrar".into(),
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -96,6 +103,8 @@ impl Settings {
                 queue: text("AMQP_QUEUE", d.topology.queue),
             },
             jwt_secret: lookup("JWT_SECRET").map(Secret),
+            jwt_private_key_file: lookup("JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
+            jwt_previous_public_key_file: lookup("JWT_PREVIOUS_PUBLIC_KEY_FILE").map(PathBuf::from),
             jwt_issuer: text("JWT_ISSUER", d.jwt_issuer),
             jwt_audience: text("JWT_AUDIENCE", d.jwt_audience),
             access_token_ttl: parsed("ACCESS_TOKEN_TTL_SECONDS")?
@@ -143,7 +152,17 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 10] = [
+        let rules: [(&'static str, bool, &str); 12] = [
+            (
+                "JWT_SECRET",
+                self.jwt_secret.is_none() || self.jwt_private_key_file.is_none(),
+                "set either JWT_SECRET (HS256) or JWT_PRIVATE_KEY_FILE (EdDSA), not both",
+            ),
+            (
+                "JWT_PREVIOUS_PUBLIC_KEY_FILE",
+                self.jwt_previous_public_key_file.is_none() || self.jwt_private_key_file.is_some(),
+                "only applies with JWT_PRIVATE_KEY_FILE",
+            ),
             (
                 "JWT_SECRET",
                 self.jwt_secret

@@ -6,9 +6,11 @@ mod middleware;
 mod problem;
 mod rate_limit;
 mod strict_string;
+mod well_known;
 
 pub use api::{AccountService, AuthApi};
 pub use rate_limit::{RateLimitSettings, RateLimits};
+pub use well_known::WellKnownApi;
 
 use poem::endpoint::BoxEndpoint;
 use poem::middleware::CatchPanic;
@@ -18,16 +20,19 @@ use poem_openapi::OpenApiService;
 /// Bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-fn service<S: AccountService>(api: AuthApi<S>) -> OpenApiService<AuthApi<S>, ()> {
-    OpenApiService::new(api, "registrar", env!("CARGO_PKG_VERSION")).description(
+fn service<S: AccountService>(
+    api: AuthApi<S>,
+    keys: WellKnownApi,
+) -> OpenApiService<(AuthApi<S>, WellKnownApi), ()> {
+    OpenApiService::new((api, keys), "registrar", env!("CARGO_PKG_VERSION")).description(
         "Registers users and announces every registration as a `user.registered` event on \
-             RabbitMQ (exchange `topic_validateJSON`).",
+         RabbitMQ (exchange `topic_validateJSON`).",
     )
 }
 
 /// The whole HTTP surface: the API, `/docs` (Swagger UI) and `/openapi.json`.
-pub fn routes<S: AccountService>(api: AuthApi<S>) -> BoxEndpoint<'static> {
-    let service = service(api);
+pub fn routes<S: AccountService>(api: AuthApi<S>, keys: WellKnownApi) -> BoxEndpoint<'static> {
+    let service = service(api, keys);
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Route::new()
@@ -45,9 +50,6 @@ pub fn routes<S: AccountService>(api: AuthApi<S>) -> BoxEndpoint<'static> {
 /// The OpenAPI document, as committed in `openapi.json` at the repository root.
 #[must_use]
 pub fn openapi_spec() -> String {
-    service(AuthApi::new(
-        api::SpecOnly,
-        std::sync::Arc::new(RateLimits::new(RateLimitSettings::off())),
-    ))
-    .spec()
+    let limits = std::sync::Arc::new(RateLimits::new(RateLimitSettings::off()));
+    service(AuthApi::new(api::SpecOnly, limits), WellKnownApi::new(&[])).spec()
 }

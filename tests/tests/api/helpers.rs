@@ -104,6 +104,8 @@ pub struct Options {
     pub refresh_grace: Option<Duration>,
     /// Rate limits; off unless a test is about them, since all tests come from one IP.
     pub rate_limits: Option<RateLimitSettings>,
+    /// Sign tokens with this Ed25519 private key (PKCS#8 PEM) instead of the HS256 secret.
+    pub ed25519_private_key_pem: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -134,10 +136,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             queue: format!("test.{unique}.topic_validateJSON"),
             ..defaults.topology.clone()
         },
-        jwt_secret: Some(Secret(JWT_SECRET.into())),
         http_addr: "127.0.0.1:0".into(),
         refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
         rate_limits: options.rate_limits.unwrap_or_else(RateLimitSettings::off),
+        jwt_secret: options
+            .ed25519_private_key_pem
+            .is_none()
+            .then(|| Secret(JWT_SECRET.into())),
+        jwt_private_key_file: options.ed25519_private_key_pem.map(|pem| {
+            let path = std::env::temp_dir().join(format!("registrar-test-{unique}.pem"));
+            std::fs::write(&path, pem).expect("write the test's key file");
+            path
+        }),
         ..defaults
     };
 
@@ -400,6 +410,9 @@ impl TestApp {
 /// Leaves the shared servers as the test found them: its database, exchange and queue go.
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(key_file) = &self.settings.jwt_private_key_file {
+            let _ = std::fs::remove_file(key_file);
+        }
         if !self._services._containers.is_empty() {
             return; // the containers go, and everything in them
         }

@@ -7,6 +7,7 @@ mod accounts;
 mod broker_outage;
 mod consumer;
 mod idempotency;
+mod jwks;
 mod openapi;
 mod rate_limits;
 mod register;

@@ -1,6 +1,6 @@
 //! `POST /auth/register` through real HTTP, PostgreSQL and RabbitMQ.
 use crate::helpers::{JWT_SECRET, spawn_app, valid_registration};
-use adapters::{JwtSettings, JwtTokenIssuer};
+use adapters::{JwtSettings, JwtTokenIssuer, SigningKey};
 use application::IncomingEvent;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ async fn registering_answers_201_stores_the_user_and_publishes_the_seed_envelope
 
     // The access token is a JWT for this user, signed with the configured secret.
     let verifier = JwtTokenIssuer::new(JwtSettings {
-        secret: JWT_SECRET.as_bytes().to_vec(),
+        key: SigningKey::Hs256(JWT_SECRET.as_bytes().to_vec()),
         issuer: "registrar".into(),
         audience: "registrar".into(),
         access_token_ttl: Duration::from_secs(900),
