@@ -75,6 +75,10 @@ fn rate_limited(limited: &Limited) -> (Json<Problem>, u64) {
 
 const BEARER_CHALLENGE: &str = "Bearer";
 
+/// Every failed sign-in is answered no sooner than this after it arrived: longer than a
+/// hash takes here, so that the answer's timing tells nothing about the account.
+const FAILED_SIGN_IN_FLOOR: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn json(problem: Problem) -> Json<Problem> {
     Json(problem)
 }
@@ -361,6 +365,7 @@ impl<S: AccountService> AuthApi<S> {
     /// password get the same answer, after the same work.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(&self, request: &Request, body: Json<LoginRequest>) -> SessionResponse {
+        let started = tokio::time::Instant::now();
         let Json(body) = body;
         if let Err(limited) = self
             .limits
@@ -375,7 +380,15 @@ impl<S: AccountService> AuthApi<S> {
         };
         match self.accounts.log_in(command).await {
             Ok(signed_in) => SessionResponse::Ok(Json(signed_in.into())),
-            Err(error) => error.into(),
+            Err(error) => {
+                if matches!(error, LogInError::InvalidCredentials) {
+                    // Unknown accounts are verified against a dummy hash, yet measured sign-ins
+                    // still differed by milliseconds (allocator and cache effects of where the
+                    // hash comes from). A floor makes every failure take the same time.
+                    tokio::time::sleep_until(started + FAILED_SIGN_IN_FLOOR).await;
+                }
+                error.into()
+            }
         }
     }
 
