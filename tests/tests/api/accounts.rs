@@ -293,3 +293,42 @@ async fn identity_rules_hold_against_look_alikes_and_odd_input() {
     );
     assert_eq!(app.user_count().await, 1);
 }
+
+#[tokio::test]
+async fn expired_revocations_and_refresh_tokens_are_pruned() {
+    use adapters::PostgresSessionStore;
+    use application::SessionStore;
+    let app = spawn_app().await;
+    let session = app.registered("alice").await;
+    assert_eq!(
+        app.logout(session["accessToken"].as_str().unwrap())
+            .await
+            .status(),
+        204
+    );
+    let count = |table: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let query = format!("SELECT count(*) FROM {table}");
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query))
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("revoked_access_tokens").await, 1);
+    assert_eq!(count("refresh_tokens").await, 1);
+
+    let store = PostgresSessionStore::new(app.db.clone());
+    let now = domain::Timestamp::from_datetime(chrono::Utc::now());
+    assert_eq!(
+        store.prune_expired(now).await.unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    let after_expiry =
+        domain::Timestamp::from_datetime(chrono::Utc::now() + chrono::TimeDelta::days(31));
+    assert_eq!(store.prune_expired(after_expiry).await.unwrap(), 2);
+    assert_eq!(count("revoked_access_tokens").await, 0);
+    assert_eq!(count("refresh_tokens").await, 0);
+}
