@@ -56,23 +56,13 @@ impl<P: Ports> Accounts<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RegisterUserCommand;
-    use crate::fakes::{Fakes, accounts};
+    use crate::fakes::{Fakes, accounts, register_alice};
 
     #[tokio::test]
     async fn a_token_works_until_its_session_logs_out() {
         let fakes = Fakes::new();
         let accounts = accounts(&fakes);
-        let signed_in = accounts
-            .register(RegisterUserCommand {
-                email: "alice@example.com".into(),
-                username: "alice".into(),
-                password: "correct horse".into(),
-                idempotency_key: None,
-            })
-            .await
-            .unwrap()
-            .signed_in;
+        let signed_in = register_alice(&accounts).await;
         let token = signed_in.tokens.access_token.expose_secret();
 
         let (user, _) = accounts.authenticate(token).await.unwrap();

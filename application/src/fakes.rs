@@ -3,8 +3,8 @@ use crate::{
     AccessGrant, AccessToken, Accounts, Clock, CreateUserError, EventBus, IdGenerator,
     IdempotencyClaim, IdempotencyStore, IdempotentCompletion, InvalidToken, IssuedAccessToken,
     NewSession, Outbox, OutboxEvent, PasswordHasher, PortSet, Ports, PublishOutcome, RefreshToken,
-    RefreshTokens, Rotation, SessionPolicy, SessionStore, TokenFingerprint, TokenIssuer,
-    UserRepository,
+    RefreshTokens, RegisterUserCommand, Rotation, SessionPolicy, SessionStore, SignedIn,
+    TokenFingerprint, TokenIssuer, UserRepository,
 };
 use chrono::{TimeZone, Utc};
 use domain::{
@@ -39,6 +39,21 @@ impl Ports for FakePorts {
     type Idempotency = InMemoryIdempotency;
     type Clock = FakeClock;
     type Ids = SequentialIds;
+}
+
+/// Registers alice@example.com / `alice` / "correct horse" and returns her session.
+pub async fn register_alice(accounts: &Accounts<FakePorts>) -> SignedIn {
+    let command = RegisterUserCommand {
+        email: "alice@example.com".into(),
+        username: "alice".into(),
+        password: "correct horse".into(),
+        idempotency_key: None,
+    };
+    accounts
+        .register(command)
+        .await
+        .expect("alice registers")
+        .signed_in
 }
 
 pub fn accounts(fakes: &Fakes) -> Accounts<FakePorts> {

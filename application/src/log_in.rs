@@ -51,19 +51,10 @@ impl<P: Ports> Accounts<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RegisterUserCommand;
-    use crate::fakes::{Fakes, accounts};
+    use crate::fakes::{Fakes, accounts, register_alice};
 
     async fn registered(fakes: &Fakes) {
-        accounts(fakes)
-            .register(RegisterUserCommand {
-                email: "Alice@Example.com".into(),
-                username: "alice".into(),
-                password: "correct horse".into(),
-                idempotency_key: None,
-            })
-            .await
-            .unwrap();
+        register_alice(&accounts(fakes)).await;
     }
 
     fn login(id: &str, password: &str) -> LogInCommand {

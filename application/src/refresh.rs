@@ -61,21 +61,10 @@ impl<P: Ports> Accounts<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RegisterUserCommand;
-    use crate::fakes::{Fakes, accounts};
+    use crate::fakes::{Fakes, accounts, register_alice};
 
     async fn registered(fakes: &Fakes) -> RefreshToken {
-        let signed_in = accounts(fakes)
-            .register(RegisterUserCommand {
-                email: "alice@example.com".into(),
-                username: "alice".into(),
-                password: "correct horse".into(),
-                idempotency_key: None,
-            })
-            .await
-            .unwrap()
-            .signed_in;
-        signed_in.tokens.refresh_token
+        register_alice(&accounts(fakes)).await.tokens.refresh_token
     }
 
     #[tokio::test]

@@ -1,29 +1,10 @@
 //! Domain events: facts that happened, named in the past tense.
 use crate::{Email, Timestamp, User, UserId, Username};
-use std::fmt;
-use uuid::Uuid;
 
-/// The identity of one event; consumers deduplicate on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct EventId(Uuid);
-
-impl EventId {
-    #[must_use]
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    #[must_use]
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// The identity of one event; consumers deduplicate on it.
+    EventId
+);
 
 /// A new account exists.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! and the event that announces it. No IO, no async runtime, no framework types.
 mod email;
 mod event;
+mod id;
 mod idempotency;
 mod login;
 mod password;

@@ -1,31 +1,12 @@
 //! Sessions and the rules for refresh-token rotation.
 use crate::Timestamp;
-use std::fmt;
 use std::time::Duration;
-use uuid::Uuid;
 
-/// One sign-in: the family of refresh tokens that descend from it, and the access tokens
-/// issued along the way. Logging out revokes the whole family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SessionId(Uuid);
-
-impl SessionId {
-    #[must_use]
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    #[must_use]
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// One sign-in: the family of refresh tokens that descend from it, and the access tokens
+    /// issued along the way. Logging out revokes the whole family.
+    SessionId
+);
 
 /// What is known about a refresh token at the moment it is presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
