@@ -76,9 +76,21 @@ impl SessionStore for PostgresSessionStore {
         let Some(row) = row else {
             return Ok(Rotation::Refused);
         };
+        let successor_rotated = match row.rotated_at {
+            None => false,
+            Some(_) => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+                "SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(&successor.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("look up successor refresh token")?
+            .is_none_or(|rotated_at| rotated_at.is_some()),
+        };
         let state = RefreshTokenState {
             expires_at: Timestamp::from_datetime(row.expires_at),
             rotated_at: row.rotated_at.map(Timestamp::from_datetime),
+            successor_rotated,
             session_revoked: row.revoked_at.is_some(),
         };
         let (user_id, session_id) = (
@@ -139,8 +151,9 @@ impl SessionStore for PostgresSessionStore {
 
     async fn is_revoked(&self, access: &AccessGrant) -> anyhow::Result<bool> {
         sqlx::query_scalar(
+            // A session that does not exist counts as revoked: fail closed.
             "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)
-                 OR EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND revoked_at IS NOT NULL)",
+                 OR NOT EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND revoked_at IS NULL)",
         )
         .bind(access.token_id)
         .bind(access.session_id.as_uuid())

@@ -315,6 +315,11 @@ impl SessionStore for InMemorySessions {
         let decision = RefreshTokenState {
             expires_at: record.expires_at,
             rotated_at: record.rotated_at,
+            successor_rotated: state
+                .tokens
+                .iter()
+                .find(|t| t.fingerprint == successor.0)
+                .is_none_or(|t| t.rotated_at.is_some()),
             session_revoked: revoked,
         }
         .decide(now, grace);

@@ -75,7 +75,13 @@ impl Email {
 /// identifier typed at sign-in.
 #[must_use]
 pub fn normalize(raw: &str) -> String {
-    raw.trim().nfkc().collect::<String>().to_lowercase()
+    // `to_lowercase` writes a word-final capital sigma as ς and any other as σ, so that ΟΔΟΣ
+    // and οδοσ would differ; case folding makes both σ.
+    raw.trim()
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .replace('ς', "σ")
 }
 
 /// Format characters (Unicode category Cf) that occur in text: zero-width spaces and joiners,

@@ -1,5 +1,5 @@
 //! How a user names their account at sign-in.
-use crate::{Username, normalize_email};
+use crate::{Email, Username};
 
 /// The `emailOrUsername` of a sign-in, normalised like the identity it refers to, so that any
 /// case or padding of it finds the one account.
@@ -18,12 +18,10 @@ impl LoginIdentifier {
     pub fn parse(raw: &str) -> Self {
         let trimmed = raw.trim();
         if trimmed.contains('@') {
-            // Long enough for any stored email, and no longer: the lookup is bounded.
-            return if trimmed.chars().count() <= 254 {
-                Self::Email(normalize_email(trimmed))
-            } else {
-                Self::Unmatchable
-            };
+            // Every stored email passed `Email::parse`; what fails it names no account, and
+            // never reaches the database (a NUL byte would make PostgreSQL fail the query).
+            return Email::parse(trimmed)
+                .map_or(Self::Unmatchable, |email| Self::Email(email.normalized()));
         }
         Username::parse(trimmed).map_or(Self::Unmatchable, |name| Self::Username(name.normalized()))
     }

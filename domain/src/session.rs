@@ -14,6 +14,8 @@ pub struct RefreshTokenState {
     pub expires_at: Timestamp,
     /// When it was exchanged for its successor, if it was.
     pub rotated_at: Option<Timestamp>,
+    /// Whether that successor was itself exchanged (or is gone): then it is no answer to give.
+    pub successor_rotated: bool,
     pub session_revoked: bool,
 }
 
@@ -40,7 +42,8 @@ impl RefreshTokenState {
         match self.rotated_at {
             None => RefreshDecision::Rotate,
             Some(rotated_at)
-                if now.as_datetime() - rotated_at.as_datetime() <= chrono_duration(grace) =>
+                if !self.successor_rotated
+                    && now.as_datetime() - rotated_at.as_datetime() <= chrono_duration(grace) =>
             {
                 RefreshDecision::ReplaySuccessor
             }
@@ -69,6 +72,7 @@ mod tests {
         let state = RefreshTokenState {
             expires_at: at(50),
             rotated_at: None,
+            successor_rotated: false,
             session_revoked: false,
         };
         assert_eq!(state.decide(at(0), GRACE), RefreshDecision::Rotate);
@@ -79,6 +83,7 @@ mod tests {
         let state = RefreshTokenState {
             expires_at: at(50),
             rotated_at: Some(at(0)),
+            successor_rotated: false,
             session_revoked: false,
         };
         assert_eq!(
@@ -89,16 +94,29 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_gets_no_successor_that_was_itself_used() {
+        let state = RefreshTokenState {
+            expires_at: at(50),
+            rotated_at: Some(at(0)),
+            successor_rotated: true,
+            session_revoked: false,
+        };
+        assert_eq!(state.decide(at(1), GRACE), RefreshDecision::RevokeFamily);
+    }
+
+    #[test]
     fn expired_tokens_and_revoked_sessions_are_refused() {
         let expired = RefreshTokenState {
             expires_at: at(5),
             rotated_at: None,
+            successor_rotated: false,
             session_revoked: false,
         };
         assert_eq!(expired.decide(at(5), GRACE), RefreshDecision::Refuse);
         let revoked = RefreshTokenState {
             expires_at: at(50),
             rotated_at: Some(at(0)),
+            successor_rotated: false,
             session_revoked: true,
         };
         assert_eq!(revoked.decide(at(1), GRACE), RefreshDecision::Refuse);
