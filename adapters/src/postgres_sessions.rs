@@ -131,6 +131,19 @@ impl SessionStore for PostgresSessionStore {
         Ok(rotation)
     }
 
+    async fn is_current(&self, refresh_token: &TokenFingerprint) -> anyhow::Result<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (
+                 SELECT 1 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                 WHERE t.token_hash = $1 AND t.rotated_at IS NULL AND t.expires_at > now()
+                   AND s.revoked_at IS NULL)",
+        )
+        .bind(&refresh_token.0)
+        .fetch_one(&self.pool)
+        .await
+        .context("check refresh token")
+    }
+
     async fn revoke(&self, access: &AccessGrant) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await.context("begin transaction")?;
         sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")

@@ -353,6 +353,21 @@ impl SessionStore for InMemorySessions {
         })
     }
 
+    async fn is_current(&self, refresh_token: &TokenFingerprint) -> anyhow::Result<bool> {
+        let state = self.0.lock().unwrap();
+        let record = state
+            .tokens
+            .iter()
+            .find(|t| t.fingerprint == refresh_token.0);
+        Ok(record.is_some_and(|record| {
+            record.rotated_at.is_none()
+                && state
+                    .sessions
+                    .iter()
+                    .any(|(id, _, revoked)| *id == record.session && !revoked)
+        }))
+    }
+
     async fn revoke(&self, access: &AccessGrant) -> anyhow::Result<()> {
         let mut state = self.0.lock().unwrap();
         state.revoked_access.push(access.token_id);

@@ -2,7 +2,8 @@
 use crate::accounts::{Accounts, Ports, SignedIn};
 use crate::{
     Clock, CreateUserError, IdGenerator, IdempotencyClaim, IdempotencyStore, IdempotentCompletion,
-    OutboxEvent, PasswordHasher, RefreshTokens, UserRepository, encode_user_registered,
+    OutboxEvent, PasswordHasher, RefreshTokens, SessionStore, UserRepository,
+    encode_user_registered,
 };
 use domain::{
     Email, EventId, IdempotencyKey, Password, SessionId, User, UserId, UserRegistered, Username,
@@ -99,11 +100,7 @@ impl<P: Ports> Accounts<P> {
                 user_id,
                 session_id,
             } => {
-                let user = self.ports.users.find_by_id(user_id).await?.ok_or_else(|| {
-                    anyhow::anyhow!("idempotency key {key} names user {user_id}, who is gone")
-                })?;
-                let refresh_token = self.ports.refresh_tokens.for_session(session_id);
-                let signed_in = self.sign_in(user, session_id, refresh_token)?;
+                let signed_in = self.replay(&key, user_id, session_id).await?;
                 return Ok(Registration {
                     signed_in,
                     replayed: true,
@@ -126,6 +123,30 @@ impl<P: Ports> Accounts<P> {
             signed_in: created?,
             replayed: false,
         })
+    }
+
+    /// The answer to a retry of a completed registration: the same user and, while it is still
+    /// good, the same refresh token. Once the client has refreshed or logged out, that token
+    /// is used up, and handing it out again would trip reuse detection: a new session then.
+    async fn replay(
+        &self,
+        key: &IdempotencyKey,
+        user_id: UserId,
+        session_id: SessionId,
+    ) -> Result<SignedIn, RegisterUserError> {
+        let user = self.ports.users.find_by_id(user_id).await?.ok_or_else(|| {
+            anyhow::anyhow!("idempotency key {key} names user {user_id}, who is gone")
+        })?;
+        let first_token = self.ports.refresh_tokens.for_session(session_id);
+        if self
+            .ports
+            .sessions
+            .is_current(&self.ports.refresh_tokens.fingerprint(&first_token))
+            .await?
+        {
+            return Ok(self.sign_in(user, session_id, first_token)?);
+        }
+        Ok(self.start_session(user).await?)
     }
 
     async fn create_account(
@@ -354,6 +375,36 @@ mod tests {
         );
         assert_eq!(fakes.users.stored().len(), 1, "one user, one event");
         assert_eq!(fakes.sessions.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_replay_after_the_first_session_moved_on_opens_a_new_one() {
+        let fakes = Fakes::new();
+        let accounts = accounts(&fakes);
+        let first = accounts
+            .register(keyed("k1", "alice@example.com", "alice"))
+            .await
+            .unwrap();
+        accounts
+            .refresh(first.signed_in.tokens.refresh_token.clone())
+            .await
+            .unwrap();
+
+        let again = accounts
+            .register(keyed("k1", "alice@example.com", "alice"))
+            .await
+            .unwrap();
+        assert!(again.replayed);
+        assert_ne!(
+            again.signed_in.tokens.refresh_token, first.signed_in.tokens.refresh_token,
+            "the used-up token is not handed out"
+        );
+        assert!(
+            accounts
+                .refresh(again.signed_in.tokens.refresh_token)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -51,6 +51,16 @@ pub trait SessionStore: Send + Sync + 'static {
         grace: Duration,
     ) -> impl Future<Output = anyhow::Result<Rotation>> + Send;
 
+    /// Whether `refresh_token` is its session's current one: not exchanged, not expired, of a
+    /// session that was not revoked.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn is_current(
+        &self,
+        refresh_token: &TokenFingerprint,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+
     /// Revokes the access token (until it expires) and the session's whole refresh family.
     ///
     /// # Errors

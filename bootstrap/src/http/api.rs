@@ -73,7 +73,22 @@ fn rate_limited(limited: &Limited) -> (Json<Problem>, u64) {
     (json(problem), retry_after)
 }
 
+/// For a request without a token (RFC 6750, section 3).
 const BEARER_CHALLENGE: &str = "Bearer";
+/// For a request whose token was refused.
+const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
+
+/// The `Idempotency-Key` header as sent. poem-openapi reads a header that is not visible ASCII,
+/// or sent twice, as absent or as its first copy; either would silently drop the protection
+/// the client asked for, so such keys are passed on to fail validation instead.
+fn raw_idempotency_key(request: &Request) -> Option<String> {
+    let mut values = request.headers().get_all("idempotency-key").iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some(String::new()); // two keys: invalid
+    }
+    Some(String::from_utf8_lossy(first.as_bytes()).into_owned())
+}
 
 /// Every failed sign-in is answered no sooner than this after it arrived: longer than a
 /// hash takes here, so that the answer's timing tells nothing about the account.
@@ -294,18 +309,29 @@ fn unauthorized(error: &AuthError) -> Option<Problem> {
     }
 }
 
+fn no_token() -> (Json<Problem>, String) {
+    let problem = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "INVALID_TOKEN",
+        "the access token is missing or invalid",
+    );
+    (json(problem), BEARER_CHALLENGE.into())
+}
+
 fn bearer_bad_request(_: poem::Error) -> MeResponse {
-    MeResponse::from(AuthError::InvalidToken)
+    let (problem, challenge) = no_token();
+    MeResponse::Unauthorized(problem, challenge)
 }
 
 fn logout_bad_request(_: poem::Error) -> LogoutResponse {
-    LogoutResponse::from(AuthError::InvalidToken)
+    let (problem, challenge) = no_token();
+    LogoutResponse::Unauthorized(problem, challenge)
 }
 
 impl From<AuthError> for MeResponse {
     fn from(error: AuthError) -> Self {
         match (unauthorized(&error), error) {
-            (Some(problem), _) => Self::Unauthorized(json(problem), BEARER_CHALLENGE.into()),
+            (Some(problem), _) => Self::Unauthorized(json(problem), INVALID_TOKEN_CHALLENGE.into()),
             (None, AuthError::Unexpected(error)) => Self::Internal(json(Problem::internal(&error))),
             (None, _) => unreachable!("every other error is unauthorized"),
         }
@@ -315,7 +341,7 @@ impl From<AuthError> for MeResponse {
 impl From<AuthError> for LogoutResponse {
     fn from(error: AuthError) -> Self {
         match (unauthorized(&error), error) {
-            (Some(problem), _) => Self::Unauthorized(json(problem), BEARER_CHALLENGE.into()),
+            (Some(problem), _) => Self::Unauthorized(json(problem), INVALID_TOKEN_CHALLENGE.into()),
             (None, AuthError::Unexpected(error)) => Self::Internal(json(Problem::internal(&error))),
             (None, _) => unreachable!("every other error is unauthorized"),
         }
@@ -337,6 +363,7 @@ impl<S: AccountService> AuthApi<S> {
         /// Optional. A retry with the same key and body within 24 hours gets the first answer
         /// and creates nothing; the same key with another body gets 422. Use a UUID.
         #[oai(name = "Idempotency-Key")]
+        #[allow(unused_variables)]
         idempotency_key: Header<Option<String>>,
     ) -> RegisterResponse {
         if let Err(limited) = self.limits.register(&self.limits.client_of(request)) {
@@ -348,7 +375,7 @@ impl<S: AccountService> AuthApi<S> {
             email: body.email.0,
             username: body.username.0,
             password: body.password.0,
-            idempotency_key: idempotency_key.0,
+            idempotency_key: raw_idempotency_key(request),
         };
         match self.accounts.register(command).await {
             Ok(registration) => RegisterResponse::Created(

@@ -1,7 +1,8 @@
 //! What every request goes through: a body cap, a deadline, and one access-log line.
 use super::MAX_BODY_BYTES;
 use poem::error::ReadBodyError;
-use poem::http::StatusCode;
+use poem::http::header::CACHE_CONTROL;
+use poem::http::{HeaderValue, StatusCode};
 use poem::web::headers::{ContentLength, HeaderMapExt};
 use poem::{Endpoint, Error, IntoResponse, Request, Response, Result};
 use std::sync::Arc;
@@ -49,6 +50,18 @@ pub async fn deadline<E: Endpoint>(next: Arc<E>, request: Request) -> Result<Res
             StatusCode::SERVICE_UNAVAILABLE,
         )),
     }
+}
+
+/// Answers carrying tokens or account data must not be kept by caches (RFC 6749, 5.1).
+pub async fn no_store<E: Endpoint>(next: Arc<E>, request: Request) -> Result<Response> {
+    let private = request.uri().path().starts_with("/auth/");
+    let mut response = next.call(request).await?.into_response();
+    if private {
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
 }
 
 /// Method, path, status and duration. Not the query string: clients put secrets there too.

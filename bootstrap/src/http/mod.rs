@@ -43,6 +43,7 @@ pub fn routes<S: AccountService>(api: AuthApi<S>, keys: WellKnownApi) -> BoxEndp
         .around(middleware::deadline)
         .catch_all_error(problem::from_error)
         .with(CatchPanic::new().with_handler(problem::from_panic))
+        .around(middleware::no_store)
         .around(middleware::access_log)
         .boxed()
 }

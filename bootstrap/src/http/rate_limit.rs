@@ -1,9 +1,11 @@
 //! Abuse limits: how often one client may register, sign in or refresh, and how often one
 //! account may be tried. GCRA rate limiters from `governor`, keyed by client IP or identifier.
+use domain::LoginIdentifier;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use poem::Request;
 use poem::web::RemoteAddr;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -99,7 +101,7 @@ impl RateLimits {
     /// only a few guesses at one account.
     pub fn login(&self, client: &str, identifier: &str) -> Result<(), Limited> {
         self.check(&self.login, client)?;
-        self.check(&self.login_identifier, &identifier.trim().to_lowercase())
+        self.check(&self.login_identifier, &account_key(identifier))
     }
 
     pub fn refresh(&self, client: &str) -> Result<(), Limited> {
@@ -132,24 +134,40 @@ impl RateLimits {
     }
 }
 
+/// The key an account's budget is kept under: the identifier normalised exactly as sign-in
+/// normalises it, so that no other spelling (case, padding, full-width letters) gets a fresh
+/// budget for the same account.
+fn account_key(identifier: &str) -> String {
+    match LoginIdentifier::parse(identifier) {
+        LoginIdentifier::Email(email) => format!("email:{email}"),
+        LoginIdentifier::Username(name) => format!("username:{name}"),
+        // Names no account; bounded so that junk cannot grow the limiter's memory.
+        LoginIdentifier::Unmatchable => format!(
+            "other:{}",
+            identifier.trim().chars().take(64).collect::<String>()
+        ),
+    }
+}
+
+/// The client's IP: the peer's, or behind a trusted proxy the last `X-Forwarded-For` entry,
+/// the one that proxy appended (entries before it are whatever the client sent).
 fn client_ip(
     remote: &RemoteAddr,
     forwarded_for: Option<&str>,
     trust_forwarded_for: bool,
 ) -> String {
     if trust_forwarded_for {
-        let first = forwarded_for
-            .and_then(|value| value.split(',').next())
+        let last = forwarded_for
+            .and_then(|value| value.rsplit(',').next())
             .map(str::trim);
-        if let Some(ip) = first.filter(|ip| !ip.is_empty()) {
-            return ip.to_owned();
+        if let Some(ip) = last.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+            return ip.to_string();
         }
     }
     remote
         .as_socket_addr()
         .map_or_else(|| remote.to_string(), |socket| socket.ip().to_string())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,26 +200,42 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_counts_only_when_trusted() {
+    fn forwarded_for_counts_only_when_trusted_and_only_its_last_entry() {
         let peer = remote("10.0.0.1");
         assert_eq!(
             client_ip(&peer, Some("1.1.1.1"), false),
             "10.0.0.1",
             "a forged header does not escape"
         );
-        assert_eq!(client_ip(&peer, Some("1.1.1.1, 10.0.0.1"), true), "1.1.1.1");
-        assert_eq!(client_ip(&peer, Some(" "), true), "10.0.0.1");
+        assert_eq!(
+            client_ip(&peer, Some("6.6.6.6, 1.1.1.1"), true),
+            "1.1.1.1",
+            "the proxy appended the last one"
+        );
+        assert_eq!(
+            client_ip(&peer, Some("1.1.1.1, not-an-ip"), true),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            client_ip(&peer, Some(&"9".repeat(60_000)), true),
+            "10.0.0.1",
+            "junk is not a key"
+        );
         assert_eq!(client_ip(&peer, None, true), "10.0.0.1");
     }
 
     #[test]
-    fn one_account_has_a_budget_across_all_clients() {
+    fn one_account_has_a_budget_across_all_clients_and_spellings() {
         let limits = RateLimits::new(RateLimitSettings {
-            login_per_identifier: 1,
+            login_per_identifier: 2,
             ..RateLimitSettings::off()
         });
         assert!(limits.login("10.0.0.1", "Alice").is_ok());
-        assert!(limits.login("10.0.0.2", " alice ").is_err());
+        assert!(limits.login("10.0.0.2", " ａｌｉｃｅ ").is_ok());
+        assert!(
+            limits.login("10.0.0.3", "ALICE").is_err(),
+            "full-width and upper case are the same account"
+        );
     }
 
     #[test]

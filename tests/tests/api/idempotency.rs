@@ -69,6 +69,67 @@ async fn an_unusable_key_is_a_validation_error() {
     assert_eq!(app.user_count().await, 0);
 }
 
+#[tokio::test]
+async fn a_key_that_is_not_plain_ascii_or_is_sent_twice_is_refused_not_ignored() {
+    let app = spawn_app().await;
+    let non_ascii = reqwest::header::HeaderValue::from_bytes("ключ-1".as_bytes()).unwrap();
+    let response = app
+        .client
+        .post(app.url("/auth/register"))
+        .header("idempotency-key", non_ascii)
+        .json(&valid_registration("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let twice = app
+        .client
+        .post(app.url("/auth/register"))
+        .header("idempotency-key", "one")
+        .header("idempotency-key", "two")
+        .json(&valid_registration("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    assert_eq!(app.user_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_replay_after_the_client_refreshed_hands_out_working_tokens() {
+    let app = spawn_app().await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let first: Value = register_with_key(&app, &key, &valid_registration("alice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refreshed = app.refresh(first["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), 200);
+
+    let replay = register_with_key(&app, &key, &valid_registration("alice")).await;
+    assert_eq!(replay.status(), 201);
+    let replay: Value = replay.json().await.unwrap();
+    assert_ne!(
+        replay["refreshToken"], first["refreshToken"],
+        "the used-up token is not handed out again"
+    );
+    assert_eq!(
+        app.refresh(replay["refreshToken"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    let refreshed: Value = refreshed.json().await.unwrap();
+    assert_eq!(
+        app.refresh(refreshed["refreshToken"].as_str().unwrap())
+            .await
+            .status(),
+        200,
+        "the client's own session lives on"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_with_one_key_create_one_account() {
     let app = spawn_app().await;

@@ -62,7 +62,7 @@ async fn guesses_at_one_account_are_limited_whatever_the_spelling() {
     .await;
     app.registered("alice").await;
     assert_eq!(app.login("alice", "guess one").await.status(), 401);
-    assert_eq!(app.login(" ALICE ", "guess two").await.status(), 401);
+    assert_eq!(app.login(" ＡＬＩＣＥ ", "guess two").await.status(), 401);
     assert_limited(
         app.login("Alice", "correct horse battery staple").await,
         "third guess",

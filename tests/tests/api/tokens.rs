@@ -108,7 +108,11 @@ async fn forged_altered_and_expired_tokens_are_refused() {
     for (token, why) in cases {
         let response = app.me(&token).await;
         assert_eq!(response.status(), 401, "{why}");
-        assert_eq!(response.headers()["www-authenticate"], "Bearer", "{why}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\"",
+            "{why}"
+        );
     }
     // A correctly signed copy of the genuine claims is accepted: the cases above fail for
     // their one change, not for how the test signs.
