@@ -120,7 +120,12 @@ impl Application {
                 hasher: Argon2PasswordHasher::new(),
                 tokens,
                 sessions: PostgresSessionStore::new(pool.clone()),
-                refresh_tokens: HmacRefreshTokens::derived_from(&key_material),
+                refresh_tokens: HmacRefreshTokens::derived_from(
+                    settings
+                        .refresh_token_secret
+                        .as_ref()
+                        .map_or(&key_material[..], |secret| secret.0.as_bytes()),
+                ),
                 idempotency: PostgresIdempotencyStore::new(pool.clone()),
                 clock: SystemClock,
                 ids: UuidV7Ids,

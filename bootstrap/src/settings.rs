@@ -19,6 +19,8 @@ pub struct Settings {
     pub jwt_private_key_file: Option<PathBuf>,
     /// The public key (SPKI PEM) of the key being rotated out; its tokens still verify.
     pub jwt_previous_public_key_file: Option<PathBuf>,
+    /// Keys refresh tokens and idempotency fingerprints; derived from the signing key if unset.
+    pub refresh_token_secret: Option<Secret>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
@@ -46,6 +48,7 @@ impl Default for Settings {
             jwt_secret: None,
             jwt_private_key_file: None,
             jwt_previous_public_key_file: None,
+            refresh_token_secret: None,
             jwt_issuer: "registrar".into(),
             jwt_audience: "registrar".into(),
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -105,6 +108,7 @@ impl Settings {
             jwt_secret: lookup("JWT_SECRET").map(Secret),
             jwt_private_key_file: lookup("JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
             jwt_previous_public_key_file: lookup("JWT_PREVIOUS_PUBLIC_KEY_FILE").map(PathBuf::from),
+            refresh_token_secret: lookup("REFRESH_TOKEN_SECRET").map(Secret),
             jwt_issuer: text("JWT_ISSUER", d.jwt_issuer),
             jwt_audience: text("JWT_AUDIENCE", d.jwt_audience),
             access_token_ttl: parsed("ACCESS_TOKEN_TTL_SECONDS")?
@@ -152,7 +156,14 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 12] = [
+        let rules: [(&'static str, bool, &str); 13] = [
+            (
+                "REFRESH_TOKEN_SECRET",
+                self.refresh_token_secret
+                    .as_ref()
+                    .is_none_or(|s| s.0.len() >= MIN_SECRET_BYTES),
+                "must be at least 32 bytes when set",
+            ),
             (
                 "JWT_SECRET",
                 self.jwt_secret.is_none() || self.jwt_private_key_file.is_none(),
