@@ -321,6 +321,7 @@ mod tests {
             ("DATABASE_MAX_CONNECTIONS", "1"),
             ("OUTBOX_POLL_INTERVAL_MS", "0"),
             ("AMQP_URL", "notaurl"),
+            ("REFRESH_TOKEN_SECRET", "short"),
         ] {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");
