@@ -5,6 +5,7 @@
 mod argon2_hasher;
 mod jwt;
 mod postgres;
+mod postgres_audit;
 mod postgres_idempotency;
 mod postgres_outbox;
 mod postgres_sessions;
@@ -16,6 +17,7 @@ mod system;
 pub use argon2_hasher::Argon2PasswordHasher;
 pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
 pub use postgres::{OUTBOX_CHANNEL, connect_database};
+pub use postgres_audit::PostgresAuditLog;
 pub use postgres_idempotency::PostgresIdempotencyStore;
 pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;

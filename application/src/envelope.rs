@@ -48,6 +48,7 @@ pub enum IncomingEvent {
     Other {
         event_id: EventId,
         event_type: String,
+        occurred_at: Timestamp,
     },
 }
 
@@ -57,6 +58,22 @@ impl IncomingEvent {
         match self {
             Self::UserRegistered(event) => event.event_id,
             Self::Other { event_id, .. } => *event_id,
+        }
+    }
+
+    #[must_use]
+    pub fn event_type(&self) -> &str {
+        match self {
+            Self::UserRegistered(_) => UserRegistered::TYPE,
+            Self::Other { event_type, .. } => event_type,
+        }
+    }
+
+    #[must_use]
+    pub fn occurred_at(&self) -> Timestamp {
+        match self {
+            Self::UserRegistered(event) => event.occurred_at,
+            Self::Other { occurred_at, .. } => *occurred_at,
         }
     }
 }
@@ -99,6 +116,7 @@ pub fn decode_event(message_id: Option<&str>, body: &[u8]) -> Result<IncomingEve
         return Ok(IncomingEvent::Other {
             event_id,
             event_type: envelope.event,
+            occurred_at,
         });
     }
     let data: UserRegisteredData = serde_json::from_value(envelope.data)?;

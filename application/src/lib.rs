@@ -4,6 +4,7 @@
 //! [`TokenIssuer`], [`RefreshTokens`], [`SessionStore`], [`Clock`], [`IdGenerator`], [`Outbox`]
 //! and [`EventBus`]. Inbound port (driven by the AMQP consumer): [`EventListener`].
 mod accounts;
+mod audit;
 mod authenticate;
 mod clock;
 mod envelope;
@@ -23,6 +24,7 @@ mod user_repository;
 mod fakes;
 
 pub use accounts::{Accounts, PortSet, Ports, SessionPolicy, SessionTokens, SignedIn};
+pub use audit::{AuditEntry, AuditEvents, AuditLog};
 pub use authenticate::AuthError;
 pub use clock::{Clock, IdGenerator};
 pub use envelope::{DecodeError, IncomingEvent, decode_event, encode_user_registered};

@@ -27,6 +27,7 @@ impl EventListener for LogEvents {
             IncomingEvent::Other {
                 event_id,
                 event_type,
+                ..
             } => {
                 tracing::info!(%event_id, %event_type, "ignored an event of a type this service does not handle");
             }

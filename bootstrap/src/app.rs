@@ -6,14 +6,15 @@ use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
     Argon2PasswordHasher, HmacRefreshTokens, JwtSettings, JwtTokenIssuer, OutboxWakeups,
-    PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore, PostgresUserRepository,
-    RabbitMqEventBus, SigningKey, SystemClock, UuidV7Ids, connect_database,
+    PostgresAuditLog, PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore,
+    PostgresUserRepository, RabbitMqEventBus, SigningKey, SystemClock, Topology, UuidV7Ids,
+    connect_database,
 };
 use anyhow::Context;
 use application::{
-    Accounts, AuthError, EventListener, LogEvents, LogInCommand, LogInError, PortSet, Ports,
-    RefreshError, RefreshToken, RegisterUserCommand, RegisterUserError, Registration, RelayOutbox,
-    SessionPolicy, SignedIn,
+    Accounts, AuditEvents, AuthError, EventListener, LogEvents, LogInCommand, LogInError, PortSet,
+    Ports, RefreshError, RefreshToken, RegisterUserCommand, RegisterUserError, Registration,
+    RelayOutbox, SessionPolicy, SignedIn,
 };
 use domain::User;
 use poem::Server;
@@ -25,6 +26,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// A consumer, ready to start once the service runs.
+type ConsumerTask = Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>;
+
+fn consumer_task<L: EventListener>(
+    config: ConsumerConfig,
+    listener: L,
+    stats: Arc<ConsumerStats>,
+) -> ConsumerTask {
+    let listener = Arc::new(listener);
+    Box::new(move |shutdown| tokio::spawn(run_consumer(config, listener, stats, shutdown)))
+}
 
 /// The production adapters behind the account use cases.
 pub struct ProductionPorts;
@@ -86,8 +99,9 @@ pub struct Application {
     sessions: PostgresSessionStore,
     limits: Arc<RateLimits>,
     idempotency: PostgresIdempotencyStore,
-    consumer: Option<Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>>,
+    consumers: Vec<ConsumerTask>,
     consumer_stats: Arc<ConsumerStats>,
+    audit_stats: Arc<ConsumerStats>,
     poll_interval: Duration,
 }
 
@@ -150,16 +164,29 @@ impl Application {
         let outbox = PostgresOutbox::new(pool.clone(), Duration::from_secs(60));
         let consumer_stats = Arc::new(ConsumerStats::default());
         let limits = Arc::new(RateLimits::new(settings.rate_limits));
-        let consumer = settings.consumer_enabled.then(|| {
-            let config = ConsumerConfig {
+        let audit_stats = Arc::new(ConsumerStats::default());
+        let mut consumers: Vec<ConsumerTask> = Vec::new();
+        if settings.consumer_enabled {
+            let config = |queue: &str| ConsumerConfig {
                 amqp_url: settings.amqp_url.clone(),
-                topology: settings.topology.clone(),
+                topology: Topology {
+                    queue: queue.to_owned(),
+                    ..settings.topology.clone()
+                },
                 prefetch: settings.consumer_prefetch,
             };
-            let (listener, stats) = (Arc::new(listener), consumer_stats.clone());
-            Box::new(move |shutdown| tokio::spawn(run_consumer(config, listener, stats, shutdown)))
-                as Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>
-        });
+            consumers.push(consumer_task(
+                config(&settings.topology.queue),
+                listener,
+                consumer_stats.clone(),
+            ));
+            let audit = AuditEvents::new(PostgresAuditLog::new(pool.clone()), SystemClock);
+            consumers.push(consumer_task(
+                config(&settings.audit_queue),
+                audit,
+                audit_stats.clone(),
+            ));
+        }
         Ok(Self {
             acceptor,
             local_addr,
@@ -169,8 +196,9 @@ impl Application {
             wakeups: OutboxWakeups::new(pool.clone()),
             sessions: PostgresSessionStore::new(pool.clone()),
             idempotency: PostgresIdempotencyStore::new(pool),
-            consumer,
+            consumers,
             consumer_stats,
+            audit_stats,
             poll_interval: settings.outbox_poll_interval,
         })
     }
@@ -179,6 +207,12 @@ impl Application {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the audit listener's consumer has done so far.
+    #[must_use]
+    pub fn audit_stats(&self) -> Arc<ConsumerStats> {
+        self.audit_stats.clone()
     }
 
     /// What the consumer has done so far.
@@ -203,7 +237,11 @@ impl Application {
             self.poll_interval,
             stop.clone(),
         ));
-        let consumer = self.consumer.map(|start| start(stop.clone()));
+        let consumers: Vec<_> = self
+            .consumers
+            .into_iter()
+            .map(|start| start(stop.clone()))
+            .collect();
         let maintenance = tokio::spawn(run_maintenance(
             self.sessions,
             self.idempotency,
@@ -218,7 +256,7 @@ impl Application {
         stop.cancel();
         let _ = relay.await;
         let _ = maintenance.await;
-        if let Some(consumer) = consumer {
+        for consumer in consumers {
             let _ = consumer.await;
         }
         served.context("HTTP server failed")

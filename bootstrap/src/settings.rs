@@ -28,6 +28,8 @@ pub struct Settings {
     pub refresh_grace: Duration,
     pub http_addr: String,
     pub consumer_enabled: bool,
+    /// The audit listener's own queue, bound to the same exchange and routing key.
+    pub audit_queue: String,
     pub consumer_prefetch: u16,
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: usize,
@@ -56,6 +58,7 @@ impl Default for Settings {
             refresh_grace: Duration::from_secs(10),
             http_addr: "0.0.0.0:8080".into(),
             consumer_enabled: true,
+            audit_queue: "audit".into(),
             consumer_prefetch: 32,
             outbox_poll_interval: Duration::from_secs(1),
             outbox_batch_size: 100,
@@ -118,6 +121,7 @@ impl Settings {
             refresh_grace: parsed("REFRESH_TOKEN_GRACE_SECONDS")?
                 .map_or(d.refresh_grace, Duration::from_secs),
             http_addr: text("HTTP_ADDR", d.http_addr),
+            audit_queue: text("AMQP_AUDIT_QUEUE", d.audit_queue),
             consumer_enabled: lookup("CONSUMER_ENABLED")
                 .map(|raw| parse("CONSUMER_ENABLED", &raw))
                 .transpose()?

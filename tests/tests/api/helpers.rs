@@ -83,6 +83,7 @@ pub struct TestApp {
     pub db: PgPool,
     pub settings: Settings,
     pub consumer_stats: Arc<ConsumerStats>,
+    pub audit_stats: Arc<ConsumerStats>,
     /// A channel on the real broker (never through the proxy), for the test's own use.
     pub channel: Channel,
     pub proxy: Option<TcpProxy>,
@@ -136,6 +137,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             queue: format!("test.{unique}.topic_validateJSON"),
             ..defaults.topology.clone()
         },
+        audit_queue: format!("test.{unique}.audit"),
         http_addr: "127.0.0.1:0".into(),
         refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
         rate_limits: options.rate_limits.unwrap_or_else(RateLimitSettings::off),
@@ -160,9 +162,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     observe(&channel, &settings, &observer_queue).await;
     // The service declares the same on connect; declaring it first means nothing the test
     // publishes can be dropped for want of a bound queue.
-    adapters::declare_topology(&channel, &settings.topology)
-        .await
-        .expect("declare the service's topology");
+    for queue in [&settings.topology.queue, &settings.audit_queue] {
+        let topology = adapters::Topology {
+            queue: queue.clone(),
+            ..settings.topology.clone()
+        };
+        adapters::declare_topology(&channel, &topology)
+            .await
+            .expect("declare the service's topology");
+    }
 
     let (sender, handled) = mpsc::unbounded_channel();
     let app = Application::build_with_listener(settings.clone(), RecordingListener(sender))
@@ -170,6 +178,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .expect("the service starts");
     let address = format!("http://{}", app.local_addr());
     let consumer_stats = app.consumer_stats();
+    let audit_stats = app.audit_stats();
     let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let (stopped_sender, stopped) = std::sync::mpsc::channel::<()>();
     tokio::spawn(async move {
@@ -190,6 +199,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         db,
         settings,
         consumer_stats,
+        audit_stats,
         channel,
         proxy,
         observer_queue,
@@ -433,7 +443,10 @@ impl Drop for TestApp {
             amqp_url: self._services.amqp_url.clone(),
             database: self.database.clone(),
             exchange: self.settings.topology.exchange.clone(),
-            queue: self.settings.topology.queue.clone(),
+            queues: vec![
+                self.settings.topology.queue.clone(),
+                self.settings.audit_queue.clone(),
+            ],
         };
         // The test's runtime is busy running this drop: clean up on a runtime of our own.
         let _ = std::thread::spawn(move || {
@@ -456,7 +469,7 @@ struct Cleanup {
     amqp_url: String,
     database: String,
     exchange: String,
-    queue: String,
+    queues: Vec<String>,
 }
 
 impl Cleanup {
@@ -465,9 +478,11 @@ impl Cleanup {
             Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
         {
             if let Ok(channel) = connection.create_channel().await {
-                let _ = channel
-                    .queue_delete(self.queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
+                for queue in &self.queues {
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
                 let _ = channel
                     .exchange_delete(
                         self.exchange.as_str().into(),

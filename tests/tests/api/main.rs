@@ -4,6 +4,7 @@ mod helpers;
 mod proxy;
 
 mod accounts;
+mod audit;
 mod broker_outage;
 mod consumer;
 mod idempotency;
