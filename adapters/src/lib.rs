@@ -22,6 +22,9 @@ pub use postgres_idempotency::PostgresIdempotencyStore;
 pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
-pub use rabbitmq::{RabbitMqEventBus, Topology, connect_broker, declare_topology};
+pub use rabbitmq::{
+    RabbitMqEventBus, Topology, connect_broker, dead_letter_queue, declare_retry_topology,
+    declare_topology, retry_queue,
+};
 pub use refresh_tokens::HmacRefreshTokens;
 pub use system::{SystemClock, UuidV7Ids};

@@ -5,7 +5,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
@@ -76,6 +76,53 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow:
         )
         .await
         .with_context(|| format!("bind queue {:?}", topology.queue))?;
+    Ok(())
+}
+
+/// The queue a listener's failed events wait in before they return to `queue`.
+#[must_use]
+pub fn retry_queue(queue: &str) -> String {
+    format!("{queue}.retry")
+}
+
+/// The queue of events `queue`'s listener gave up on, kept for people to look at.
+#[must_use]
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+/// Declares `queue`'s retry queue (messages wait there for their own expiration, then the
+/// broker dead-letters them back to `queue` through the default exchange) and its dead-letter
+/// queue. New queues of their own, so the main queue keeps its arguments.
+///
+/// # Errors
+/// When the broker refuses a declaration.
+pub async fn declare_retry_topology(channel: &Channel, queue: &str) -> anyhow::Result<()> {
+    let mut back_to_queue = FieldTable::default();
+    back_to_queue.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    back_to_queue.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(queue.into()),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(retry_queue(queue).as_str().into(), durable, back_to_queue)
+        .await
+        .with_context(|| format!("declare retry queue of {queue:?}"))?;
+    channel
+        .queue_declare(
+            dead_letter_queue(queue).as_str().into(),
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("declare dead-letter queue of {queue:?}"))?;
     Ok(())
 }
 

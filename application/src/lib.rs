@@ -16,6 +16,7 @@ mod password_hasher;
 mod refresh;
 mod register;
 mod relay_outbox;
+mod retry_policy;
 mod session_store;
 mod token_issuer;
 mod user_repository;
@@ -36,6 +37,7 @@ pub use password_hasher::PasswordHasher;
 pub use refresh::RefreshError;
 pub use register::{FieldError, RegisterUserCommand, RegisterUserError, Registration};
 pub use relay_outbox::{RelayError, RelayOutbox, RelayReport};
+pub use retry_policy::{AfterFailure, RetryPolicy};
 pub use session_store::{NewSession, Rotation, SessionStore};
 pub use token_issuer::{
     AccessGrant, AccessToken, InvalidToken, IssuedAccessToken, RefreshToken, RefreshTokens,

@@ -174,6 +174,7 @@ impl Application {
                     ..settings.topology.clone()
                 },
                 prefetch: settings.consumer_prefetch,
+                retry: settings.consumer_retry.clone(),
             };
             consumers.push(consumer_task(
                 config(&settings.topology.queue),

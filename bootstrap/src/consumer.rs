@@ -1,24 +1,30 @@
 //! Inbound AMQP adapter: reads the event queue, checks each message against the contract,
 //! hands valid events to an application listener and acknowledges them.
 use crate::backoff::{next_pause, reconnect_backoff};
-use adapters::{Topology, connect_broker, declare_topology};
-use application::{EventListener, decode_event};
+use adapters::{
+    Topology, connect_broker, dead_letter_queue, declare_retry_topology, declare_topology,
+    retry_queue,
+};
+use application::{AfterFailure, EventListener, RetryPolicy, decode_event};
 use futures_util::StreamExt;
+use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Counts of what the consumer did, for tests and, later, metrics.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
     handled: AtomicU64,
-    rejected: AtomicU64,
-    failed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -27,14 +33,15 @@ impl ConsumerStats {
         self.handled.load(Ordering::Relaxed)
     }
 
-    /// Messages that broke the contract and were rejected without requeue.
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+    /// Failed events sent to wait in the retry queue.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
     }
 
-    /// Events the listener failed on; they were requeued.
-    pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+    /// Messages moved to the dead-letter queue: undecodable ones at once, failing events
+    /// after their last attempt.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
     }
 }
 
@@ -42,6 +49,7 @@ pub struct ConsumerConfig {
     pub amqp_url: String,
     pub topology: Topology,
     pub prefetch: u16,
+    pub retry: RetryPolicy,
 }
 
 /// Consumes until `shutdown` is cancelled, reconnecting with backoff whenever the broker is
@@ -78,6 +86,12 @@ async fn consume<L: EventListener>(
     let connection = connect_broker(&config.amqp_url, "registrar consumer").await?;
     let channel = connection.create_channel().await?;
     declare_topology(&channel, &config.topology).await?;
+    declare_retry_topology(&channel, &config.topology.queue).await?;
+    // Retries and dead letters are published on this channel; a message is acked only once
+    // its copy is confirmed, so nothing is lost in between.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     // Bounded prefetch: a backlog stays in the broker, not in this process's memory.
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
@@ -103,7 +117,7 @@ async fn consume<L: EventListener>(
             }
             delivery = deliveries.next() => match delivery {
                 Some(delivery) => {
-                    process(delivery?, listener, stats).await?;
+                    process(delivery?, &channel, config, listener, stats).await?;
                     if !settled {
                         *backoff = reconnect_backoff();
                         settled = true;
@@ -117,23 +131,34 @@ async fn consume<L: EventListener>(
 
 async fn process<L: EventListener>(
     delivery: Delivery,
+    channel: &Channel,
+    config: &ConsumerConfig,
     listener: &L,
     stats: &ConsumerStats,
 ) -> anyhow::Result<()> {
+    let queue = &config.topology.queue;
     let message_id = delivery
         .properties
         .message_id()
         .as_ref()
         .map(|id| id.as_str().to_owned());
+    let attempts = previous_attempts(&delivery) + 1;
     let event = match decode_event(message_id.as_deref(), &delivery.data) {
         Ok(event) => event,
         Err(reason) => {
-            // It can never succeed, so requeueing would only make it loop.
-            tracing::warn!(%reason, message_id = message_id.as_deref().unwrap_or("-"), "rejecting a message that is not a valid event");
-            delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
-            stats.rejected.fetch_add(1, Ordering::Relaxed);
+            // It can never succeed: straight to the dead-letter queue, with the reason.
+            tracing::warn!(%reason, message_id = message_id.as_deref().unwrap_or("-"), %queue, "dead-lettering a message that is not a valid event");
+            let reason = format!("undecodable: {reason}");
+            move_to(
+                channel,
+                &delivery,
+                &dead_letter_queue(queue),
+                &reason,
+                attempts,
+                None,
+            )
+            .await?;
+            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
     };
@@ -143,15 +168,87 @@ async fn process<L: EventListener>(
             stats.handled.fetch_add(1, Ordering::Relaxed);
         }
         Err(error) => {
-            tracing::warn!(error = format!("{error:#}"), event_id = %event.event_id(), "listener failed; the event is requeued");
-            delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await?;
-            stats.failed.fetch_add(1, Ordering::Relaxed);
+            let reason = format!("{error:#}");
+            match config.retry.after_failure(attempts) {
+                AfterFailure::RetryIn(delay) => {
+                    tracing::warn!(%reason, event_id = %event.event_id(), attempts, ?delay, %queue, "listener failed; retrying later");
+                    move_to(
+                        channel,
+                        &delivery,
+                        &retry_queue(queue),
+                        &reason,
+                        attempts,
+                        Some(delay),
+                    )
+                    .await?;
+                    stats.retried.fetch_add(1, Ordering::Relaxed);
+                }
+                AfterFailure::DeadLetter => {
+                    tracing::error!(%reason, event_id = %event.event_id(), attempts, %queue, "listener failed for the last time; dead-lettered");
+                    move_to(
+                        channel,
+                        &delivery,
+                        &dead_letter_queue(queue),
+                        &reason,
+                        attempts,
+                        None,
+                    )
+                    .await?;
+                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
+    Ok(())
+}
+
+const ATTEMPTS_HEADER: &str = "x-registrar-attempts";
+const REASON_HEADER: &str = "x-registrar-reason";
+
+/// How many attempts the message has had, as counted in its own header.
+fn previous_attempts(delivery: &Delivery) -> u32 {
+    let headers = delivery.properties.headers().as_ref();
+    match headers.and_then(|headers| headers.inner().get(ATTEMPTS_HEADER)) {
+        Some(AMQPValue::LongUInt(attempts)) => *attempts,
+        _ => 0,
+    }
+}
+
+/// Publishes a copy of the message to `queue` (through the default exchange) with the attempt
+/// count and the reason, waits for the broker's confirm, then acks the original.
+async fn move_to(
+    channel: &Channel,
+    delivery: &Delivery,
+    queue: &str,
+    reason: &str,
+    attempts: u32,
+    delay: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempts));
+    // Bounded: the reason of a hostile message must not make the copy unbounded.
+    let reason: String = reason.chars().take(1000).collect();
+    headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+    let mut properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    if let Some(delay) = delay {
+        // Per-message expiration: when it runs out, the retry queue hands the message back.
+        properties = properties.with_expiration(delay.as_millis().to_string().into());
+    }
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await?
+        .await?;
+    anyhow::ensure!(confirm.is_ack(), "the broker refused the copy for {queue}");
+    delivery.ack(BasicAckOptions::default()).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Settings, read once from the environment at start-up. Only this crate reads configuration.
 use crate::http::RateLimitSettings;
 use adapters::Topology;
+use application::RetryPolicy;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -31,6 +32,8 @@ pub struct Settings {
     /// The audit listener's own queue, bound to the same exchange and routing key.
     pub audit_queue: String,
     pub consumer_prefetch: u16,
+    /// Retry delays and the attempt after which a failing event is dead-lettered.
+    pub consumer_retry: RetryPolicy,
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: usize,
     pub rate_limits: RateLimitSettings,
@@ -60,6 +63,7 @@ impl Default for Settings {
             consumer_enabled: true,
             audit_queue: "audit".into(),
             consumer_prefetch: 32,
+            consumer_retry: RetryPolicy::default(),
             outbox_poll_interval: Duration::from_secs(1),
             outbox_batch_size: 100,
             rate_limits: RateLimitSettings::default(),
@@ -130,6 +134,19 @@ impl Settings {
                 .map(|raw| parse("CONSUMER_PREFETCH", &raw))
                 .transpose()?
                 .unwrap_or(d.consumer_prefetch),
+            consumer_retry: RetryPolicy {
+                delays: match lookup("CONSUMER_RETRY_DELAYS_MS") {
+                    Some(raw) => raw
+                        .split(',')
+                        .map(|delay| {
+                            parse::<u64>("CONSUMER_RETRY_DELAYS_MS", delay)
+                                .map(Duration::from_millis)
+                        })
+                        .collect::<Result<_, _>>()?,
+                    None => d.consumer_retry.delays,
+                },
+                max_attempts: number("CONSUMER_MAX_ATTEMPTS", d.consumer_retry.max_attempts)?,
+            },
             outbox_poll_interval: parsed("OUTBOX_POLL_INTERVAL_MS")?
                 .map_or(d.outbox_poll_interval, Duration::from_millis),
             outbox_batch_size: lookup("OUTBOX_BATCH_SIZE")
@@ -160,7 +177,17 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 13] = [
+        let rules: [(&'static str, bool, &str); 15] = [
+            (
+                "CONSUMER_MAX_ATTEMPTS",
+                self.consumer_retry.max_attempts >= 1,
+                "must be at least 1",
+            ),
+            (
+                "CONSUMER_RETRY_DELAYS_MS",
+                !self.consumer_retry.delays.is_empty(),
+                "must list at least one delay, e.g. 1000,5000,30000",
+            ),
             (
                 "REFRESH_TOKEN_SECRET",
                 self.refresh_token_secret

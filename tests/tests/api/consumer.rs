@@ -1,8 +1,14 @@
-//! The service's AMQP consumer: valid events are handled and acked, invalid ones rejected.
-use crate::helpers::{poll_until, spawn_app};
+//! The service's AMQP consumer: valid events are handled and acked, failing ones retried, invalid
+//! and hopeless ones dead-lettered.
+use crate::helpers::{
+    Options, POISON_USERNAME, poll_until, spawn_app, spawn_app_with, valid_registration,
+};
 use application::IncomingEvent;
+use application::RetryPolicy;
 use lapin::BasicProperties;
+use lapin::options::BasicGetOptions;
 use lapin::options::BasicPublishOptions;
+use lapin::types::AMQPValue;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -58,23 +64,115 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
 
     let stats = app.consumer_stats.clone();
     let settled = poll_until(WAIT, || async {
-        (stats.rejected() >= 2 && stats.handled() >= 1).then_some(())
+        (stats.dead_lettered() >= 2 && stats.handled() >= 1).then_some(())
     })
     .await;
     assert!(
         settled.is_some(),
-        "rejected {} handled {}",
-        stats.rejected(),
+        "dead-lettered {} handled {}",
+        stats.dead_lettered(),
         stats.handled()
     );
     assert_eq!(
-        stats.rejected(),
+        stats.dead_lettered(),
         2,
-        "rejected once each, never requeued into a loop"
+        "once each, never requeued into a loop"
     );
     assert_eq!(stats.handled(), 1);
     assert!(
         app.next_handled(Duration::ZERO).await.is_none(),
         "nothing invalid reached the listener"
     );
+
+    // Both wait in the dead-letter queue, saying why.
+    let dead_letters = adapters::dead_letter_queue(&app.settings.topology.queue);
+    for _ in 0..2 {
+        let message = app
+            .channel
+            .basic_get(
+                dead_letters.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap()
+            .expect("a dead letter");
+        let headers = message.delivery.properties.headers().clone().unwrap();
+        let reason = text(headers.inner().get("x-registrar-reason").expect("a reason"));
+        assert!(reason.contains("undecodable"), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_listener_is_retried_with_delays_then_dead_lettered() {
+    let retry = RetryPolicy {
+        delays: vec![Duration::from_millis(20), Duration::from_millis(40)],
+        max_attempts: 3,
+    };
+    let app = spawn_app_with(Options {
+        consumer_retry: Some(retry),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        app.register(&valid_registration(POISON_USERNAME))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.register(&valid_registration("healthy")).await.status(),
+        201
+    );
+
+    let stats = app.consumer_stats.clone();
+    let settled = poll_until(WAIT, || async {
+        (stats.dead_lettered() == 1 && stats.handled() >= 1).then_some(())
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "retried {} dead-lettered {} handled {}",
+        stats.retried(),
+        stats.dead_lettered(),
+        stats.handled()
+    );
+    assert_eq!(
+        stats.retried(),
+        2,
+        "attempts 1 and 2 were retried, attempt 3 was the last"
+    );
+    let Some(IncomingEvent::UserRegistered(healthy)) = app.next_handled(WAIT).await else {
+        panic!("the healthy event")
+    };
+    assert_eq!(
+        healthy.username.as_ref(),
+        "healthy",
+        "one poison event does not block the others"
+    );
+
+    let dead_letters = adapters::dead_letter_queue(&app.settings.topology.queue);
+    let message = app
+        .channel
+        .basic_get(
+            dead_letters.as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the poison event is in the dead-letter queue");
+    let headers = message.delivery.properties.headers().clone().unwrap();
+    assert_eq!(
+        headers.inner().get("x-registrar-attempts"),
+        Some(&AMQPValue::LongUInt(3))
+    );
+    let reason = text(headers.inner().get("x-registrar-reason").unwrap());
+    assert!(reason.contains("refuses poison"), "{reason}");
+    assert!(String::from_utf8_lossy(&message.delivery.data).contains("\"username\":\"poison\""));
+}
+
+fn text(value: &AMQPValue) -> String {
+    match value {
+        AMQPValue::LongString(text) => text.to_string(),
+        other => format!("{other:?}"),
+    }
 }

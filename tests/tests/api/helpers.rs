@@ -70,8 +70,17 @@ async fn start_containers() -> Services {
 /// built-in listener does.
 struct RecordingListener(mpsc::UnboundedSender<IncomingEvent>);
 
+/// A username that makes the test listener fail, to exercise retries and dead letters.
+pub const POISON_USERNAME: &str = "poison";
+
 impl EventListener for RecordingListener {
     async fn handle(&self, event: &IncomingEvent) -> anyhow::Result<()> {
+        if let IncomingEvent::UserRegistered(registered) = event {
+            anyhow::ensure!(
+                registered.username.as_ref() != POISON_USERNAME,
+                "the test listener refuses {POISON_USERNAME}"
+            );
+        }
         let _ = self.0.send(event.clone());
         LogEvents.handle(event).await
     }
@@ -107,6 +116,8 @@ pub struct Options {
     pub rate_limits: Option<RateLimitSettings>,
     /// Sign tokens with this Ed25519 private key (PKCS#8 PEM) instead of the HS256 secret.
     pub ed25519_private_key_pem: Option<String>,
+    /// Overrides the consumers' retry delays and attempts.
+    pub consumer_retry: Option<application::RetryPolicy>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -138,6 +149,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             ..defaults.topology.clone()
         },
         audit_queue: format!("test.{unique}.audit"),
+        consumer_retry: options
+            .consumer_retry
+            .unwrap_or(defaults.consumer_retry.clone()),
         http_addr: "127.0.0.1:0".into(),
         refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
         rate_limits: options.rate_limits.unwrap_or_else(RateLimitSettings::off),
@@ -443,10 +457,16 @@ impl Drop for TestApp {
             amqp_url: self._services.amqp_url.clone(),
             database: self.database.clone(),
             exchange: self.settings.topology.exchange.clone(),
-            queues: vec![
-                self.settings.topology.queue.clone(),
-                self.settings.audit_queue.clone(),
-            ],
+            queues: [&self.settings.topology.queue, &self.settings.audit_queue]
+                .into_iter()
+                .flat_map(|queue| {
+                    [
+                        queue.clone(),
+                        adapters::retry_queue(queue),
+                        adapters::dead_letter_queue(queue),
+                    ]
+                })
+                .collect(),
         };
         // The test's runtime is busy running this drop: clean up on a runtime of our own.
         let _ = std::thread::spawn(move || {
