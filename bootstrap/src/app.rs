@@ -128,6 +128,10 @@ impl Application {
         let (signing_key, key_material) = signing_key(&settings)?;
         let tokens = token_issuer(&settings, signing_key)?;
         let well_known = WellKnownApi::new(tokens.public_keys());
+        match tokens.public_keys().first() {
+            Some(key) => tracing::info!(kid = %key.kid, "signing access tokens with EdDSA"),
+            None => tracing::info!("signing access tokens with HS256"),
+        }
         let accounts: Accounts<ProductionPorts> = Accounts::new(
             PortSet {
                 users: PostgresUserRepository::new(pool.clone()),

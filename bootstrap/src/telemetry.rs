@@ -4,7 +4,8 @@ use tracing_subscriber::EnvFilter;
 
 /// The default filter. lapin logs returned messages whole, bodies (emails) included, at
 /// `warn`; connection trouble is logged by our own code anyway.
-const DEFAULT_FILTER: &str = "info,lapin=error";
+/// PostgreSQL's notices ("relation already exists, skipping" on every start) are not news.
+const DEFAULT_FILTER: &str = "info,lapin=error,sqlx::postgres::notice=warn";
 
 /// Human-readable logs on stderr, filtered by `RUST_LOG` (default [`DEFAULT_FILTER`]);
 /// coloured only on a terminal, so that log files stay plain text.
