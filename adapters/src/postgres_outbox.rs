@@ -33,6 +33,20 @@ impl PostgresOutbox {
             .await
             .context("count pending outbox events")
     }
+
+    /// Deletes events published before `published_before`; pending ones are never deleted.
+    /// Returns how many went.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn prune_published(&self, published_before: Timestamp) -> anyhow::Result<u64> {
+        let deleted = sqlx::query("DELETE FROM outbox WHERE published_at < $1")
+            .bind(published_before.as_datetime())
+            .execute(&self.pool)
+            .await
+            .context("prune published outbox events")?;
+        Ok(deleted.rows_affected())
+    }
 }
 
 #[derive(sqlx::FromRow)]

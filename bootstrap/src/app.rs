@@ -1,7 +1,7 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
 use crate::http::{self, AccountService, AuthApi, RateLimits, WellKnownApi};
-use crate::maintenance::run_maintenance;
+use crate::maintenance::{Expiring, run_maintenance};
 use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
@@ -96,9 +96,8 @@ pub struct Application {
     routes: BoxEndpoint<'static>,
     relay: RelayOutbox<PostgresOutbox, RabbitMqEventBus>,
     wakeups: OutboxWakeups,
-    sessions: PostgresSessionStore,
+    expiring: Expiring,
     limits: Arc<RateLimits>,
-    idempotency: PostgresIdempotencyStore,
     consumers: Vec<ConsumerTask>,
     consumer_stats: Arc<ConsumerStats>,
     audit_stats: Arc<ConsumerStats>,
@@ -199,8 +198,12 @@ impl Application {
             limits,
             relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
             wakeups: OutboxWakeups::new(pool.clone()),
-            sessions: PostgresSessionStore::new(pool.clone()),
-            idempotency: PostgresIdempotencyStore::new(pool),
+            expiring: Expiring {
+                sessions: PostgresSessionStore::new(pool.clone()),
+                idempotency: PostgresIdempotencyStore::new(pool.clone()),
+                outbox: PostgresOutbox::new(pool, Duration::from_secs(60)),
+                outbox_retention: settings.outbox_retention,
+            },
             consumers,
             consumer_stats,
             audit_stats,
@@ -247,12 +250,7 @@ impl Application {
             .into_iter()
             .map(|start| start(stop.clone()))
             .collect();
-        let maintenance = tokio::spawn(run_maintenance(
-            self.sessions,
-            self.idempotency,
-            self.limits,
-            stop.clone(),
-        ));
+        let maintenance = tokio::spawn(run_maintenance(self.expiring, self.limits, stop.clone()));
         let served = Server::new_with_acceptor(self.acceptor)
             // Idle keep-alive connections are closed, so that they cannot pile up.
             .idle_timeout(IDLE_CONNECTION_TIMEOUT)

@@ -36,6 +36,8 @@ pub struct Settings {
     pub consumer_retry: RetryPolicy,
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: usize,
+    /// How long published events stay in the outbox (for inspection and replay) before pruning.
+    pub outbox_retention: Duration,
     pub rate_limits: RateLimitSettings,
 }
 
@@ -66,6 +68,7 @@ impl Default for Settings {
             consumer_retry: RetryPolicy::default(),
             outbox_poll_interval: Duration::from_secs(1),
             outbox_batch_size: 100,
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
             rate_limits: RateLimitSettings::default(),
         }
     }
@@ -153,6 +156,10 @@ impl Settings {
                 .map(|raw| parse("OUTBOX_BATCH_SIZE", &raw))
                 .transpose()?
                 .unwrap_or(d.outbox_batch_size),
+            outbox_retention: parsed("OUTBOX_RETENTION_HOURS")?
+                .map_or(d.outbox_retention, |hours| {
+                    Duration::from_secs(hours.saturating_mul(3600))
+                }),
             rate_limits: RateLimitSettings {
                 register_per_ip: number(
                     "RATE_LIMIT_REGISTER_PER_MINUTE",

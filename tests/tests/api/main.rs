@@ -10,6 +10,7 @@ mod consumer;
 mod idempotency;
 mod jwks;
 mod openapi;
+mod outbox;
 mod rate_limits;
 mod register;
 mod startup;
