@@ -1,14 +1,14 @@
 //! The service's AMQP consumer: valid events are handled and acked, failing ones retried, invalid
 //! and hopeless ones dead-lettered.
 use crate::helpers::{
-    Options, POISON_USERNAME, poll_until, spawn_app, spawn_app_with, valid_registration,
+    Options, POISON_USERNAME, TestApp, poll_until, spawn_app, spawn_app_with, valid_registration,
 };
 use application::IncomingEvent;
 use application::RetryPolicy;
 use lapin::BasicProperties;
 use lapin::options::BasicGetOptions;
 use lapin::options::BasicPublishOptions;
-use lapin::types::AMQPValue;
+use lapin::types::{AMQPValue, FieldTable};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -85,18 +85,8 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
     );
 
     // Both wait in the dead-letter queue, saying why.
-    let dead_letters = adapters::dead_letter_queue(&app.settings.topology.queue);
     for _ in 0..2 {
-        let message = app
-            .channel
-            .basic_get(
-                dead_letters.as_str().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .unwrap()
-            .expect("a dead letter");
-        let headers = message.delivery.properties.headers().clone().unwrap();
+        let (_, headers) = next_dead_letter(&app).await;
         let reason = text(headers.inner().get("x-registrar-reason").expect("a reason"));
         assert!(reason.contains("undecodable"), "{reason}");
     }
@@ -150,24 +140,14 @@ async fn a_failing_listener_is_retried_with_delays_then_dead_lettered() {
         "one poison event does not block the others"
     );
 
-    let dead_letters = adapters::dead_letter_queue(&app.settings.topology.queue);
-    let message = app
-        .channel
-        .basic_get(
-            dead_letters.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
-        .expect("the poison event is in the dead-letter queue");
-    let headers = message.delivery.properties.headers().clone().unwrap();
+    let (body, headers) = next_dead_letter(&app).await;
     assert_eq!(
         headers.inner().get("x-registrar-attempts"),
         Some(&AMQPValue::LongUInt(3))
     );
     let reason = text(headers.inner().get("x-registrar-reason").unwrap());
     assert!(reason.contains("refuses poison"), "{reason}");
-    assert!(String::from_utf8_lossy(&message.delivery.data).contains("\"username\":\"poison\""));
+    assert!(String::from_utf8_lossy(&body).contains("\"username\":\"poison\""));
 }
 
 fn text(value: &AMQPValue) -> String {
@@ -175,4 +155,22 @@ fn text(value: &AMQPValue) -> String {
         AMQPValue::LongString(text) => text.to_string(),
         other => format!("{other:?}"),
     }
+}
+
+/// The next message in the service's dead-letter queue: its body and headers.
+async fn next_dead_letter(app: &TestApp) -> (Vec<u8>, FieldTable) {
+    let queue = adapters::dead_letter_queue(&app.settings.topology.queue);
+    let message = app
+        .channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("a message in the dead-letter queue");
+    let headers = message
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .expect("dead letters carry headers");
+    (message.delivery.data.clone(), headers)
 }
