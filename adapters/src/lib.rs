@@ -23,8 +23,8 @@ pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
 pub use rabbitmq::{
-    RabbitMqEventBus, Topology, connect_broker, dead_letter_queue, declare_retry_topology,
-    declare_topology, retry_queue,
+    RabbitMqEventBus, Topology, connect_broker, dead_letter_queue, declare_exchange,
+    declare_retry_topology, declare_topology, retry_queue,
 };
 pub use refresh_tokens::HmacRefreshTokens;
 pub use system::{SystemClock, UuidV7Ids};

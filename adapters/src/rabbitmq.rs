@@ -38,14 +38,14 @@ pub async fn connect_broker(url: &str, connection_name: &str) -> anyhow::Result<
         .context("cannot connect to RabbitMQ")
 }
 
-/// Declares the exchange and queue (both durable) and binds them; safe to repeat.
+/// Declares the durable topic exchange events are published to; safe to repeat.
 ///
 /// # Errors
-/// When the broker refuses a declaration, e.g. an existing exchange of another kind.
-pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow::Result<()> {
+/// When the broker refuses it, e.g. an existing exchange of another kind.
+pub async fn declare_exchange(channel: &Channel, exchange: &str) -> anyhow::Result<()> {
     channel
         .exchange_declare(
-            topology.exchange.as_str().into(),
+            exchange.into(),
             ExchangeKind::Topic,
             ExchangeDeclareOptions {
                 durable: true,
@@ -54,7 +54,15 @@ pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow:
             FieldTable::default(),
         )
         .await
-        .with_context(|| format!("declare exchange {:?}", topology.exchange))?;
+        .with_context(|| format!("declare exchange {exchange:?}"))
+}
+
+/// Declares the exchange and queue (both durable) and binds them; safe to repeat.
+///
+/// # Errors
+/// When the broker refuses a declaration, e.g. an existing exchange of another kind.
+pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow::Result<()> {
+    declare_exchange(channel, &topology.exchange).await?;
     channel
         .queue_declare(
             topology.queue.as_str().into(),

@@ -31,15 +31,7 @@ async fn an_eddsa_token_verifies_against_the_published_key_with_an_independent_v
     let token = session["accessToken"].as_str().unwrap();
     assert_eq!(app.me(token).await.status(), 200);
 
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
@@ -68,14 +60,6 @@ async fn an_eddsa_token_verifies_against_the_published_key_with_an_independent_v
 #[tokio::test]
 async fn with_a_shared_secret_no_key_is_published() {
     let app = spawn_app().await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     assert_eq!(jwks, serde_json::json!({"keys": []}));
 }

@@ -24,15 +24,7 @@ fn the_committed_openapi_json_matches_the_code() {
 #[tokio::test]
 async fn the_service_serves_the_spec_and_swagger_ui() {
     let app = spawn_app().await;
-    let served: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: serde_json::Value = app.get_json("/openapi.json").await;
     let committed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(committed_spec_path()).unwrap()).unwrap();
     assert_eq!(served, committed);
