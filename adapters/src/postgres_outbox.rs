@@ -141,6 +141,11 @@ impl OutboxWakeups {
     pub async fn wait(&mut self, at_most: Duration) {
         if self.listener.is_none() {
             self.listener = self.listen().await;
+            if self.listener.is_some() {
+                // A commit between the relay's last look and this LISTEN sent its notification
+                // to nobody: return at once, so the relay looks again now that it listens.
+                return;
+            }
         }
         let Some(listener) = self.listener.as_mut() else {
             // No listener: plain polling until the database lets us listen again.

@@ -5,11 +5,11 @@ use application::{EventListener, IncomingEvent, LogEvents};
 use bootstrap::http::RateLimitSettings;
 use bootstrap::{Application, ConsumerStats, Secret, Settings};
 use lapin::options::{
-    BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::future::Future;
@@ -118,6 +118,8 @@ pub struct Options {
     pub ed25519_private_key_pem: Option<String>,
     /// Overrides the consumers' retry delays and attempts.
     pub consumer_retry: Option<application::RetryPolicy>,
+    /// Overrides the relay's fallback poll (default 1 s).
+    pub outbox_poll_interval: Option<Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -152,6 +154,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         consumer_retry: options
             .consumer_retry
             .unwrap_or(defaults.consumer_retry.clone()),
+        outbox_poll_interval: options
+            .outbox_poll_interval
+            .unwrap_or(defaults.outbox_poll_interval),
         http_addr: "127.0.0.1:0".into(),
         refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
         rate_limits: options.rate_limits.unwrap_or_else(RateLimitSettings::off),
@@ -228,16 +233,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 
 async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
     let topology = &settings.topology;
-    channel
-        .exchange_declare(
-            topology.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    adapters::declare_exchange(channel, &topology.exchange)
         .await
         .expect("declare the test's exchange");
     channel
@@ -361,6 +357,17 @@ impl TestApp {
             .send()
             .await
             .expect("the service answers")
+    }
+
+    /// `GET path`, expecting a JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the service answers");
+        response.json().await.expect("a JSON body")
     }
 
     pub fn url(&self, path: &str) -> String {

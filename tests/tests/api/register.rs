@@ -440,3 +440,22 @@ async fn unknown_routes_and_methods_answer_in_json_too() {
         "application/problem+json"
     );
 }
+
+#[tokio::test]
+async fn the_relay_is_woken_by_the_commit_not_by_its_poll() {
+    // With a poll of ten minutes, only the commit's NOTIFY can bring the event out in time.
+    let options = crate::helpers::Options {
+        outbox_poll_interval: Some(Duration::from_secs(600)),
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(options).await;
+    assert_eq!(
+        app.register(&valid_registration("prompt")).await.status(),
+        201
+    );
+    let published = app
+        .next_published(Duration::from_secs(5))
+        .await
+        .expect("published at once");
+    assert_eq!(published.json()["data"]["username"], "prompt");
+}
