@@ -19,12 +19,12 @@ pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
 pub use postgres::{OUTBOX_CHANNEL, connect_database};
 pub use postgres_audit::PostgresAuditLog;
 pub use postgres_idempotency::PostgresIdempotencyStore;
-pub use postgres_outbox::{OutboxWakeups, PostgresOutbox};
+pub use postgres_outbox::{OutboxStatus, OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
 pub use rabbitmq::{
-    RabbitMqEventBus, Topology, connect_broker, dead_letter_queue, declare_exchange,
-    declare_retry_topology, declare_topology, retry_queue,
+    ListenerQueue, QueueType, RabbitMqEventBus, Topology, connect_broker, dead_letter_queue,
+    declare_exchange, declare_listener_queue, declare_topology, retry_queue,
 };
 pub use refresh_tokens::HmacRefreshTokens;
 pub use system::{SystemClock, UuidV7Ids};

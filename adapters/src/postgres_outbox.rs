@@ -34,6 +34,55 @@ impl PostgresOutbox {
             .context("count pending outbox events")
     }
 
+    /// What an operator wants to know at a glance: is the relay keeping up?
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn status(&self) -> anyhow::Result<OutboxStatus> {
+        let (pending, oldest_pending_seconds, published_last_hour): (i64, Option<f64>, i64) =
+            sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE published_at IS NULL),
+                        extract(epoch FROM now() - min(occurred_at) FILTER (WHERE published_at IS NULL))::float8,
+                        count(*) FILTER (WHERE published_at > now() - interval '1 hour')
+                 FROM outbox",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .context("read the outbox status")?;
+        Ok(OutboxStatus {
+            pending,
+            oldest_pending_age: oldest_pending_seconds
+                .map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+            published_last_hour,
+        })
+    }
+
+    /// Up to `limit` retained events (published or not) that occurred at or after `since`,
+    /// in publication order, after sequence number `after`; for replays, page by page.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn retained_since(
+        &self,
+        since: Timestamp,
+        after: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(i64, OutboxEvent)>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id, seq, event_type, payload::text AS payload, occurred_at FROM outbox
+             WHERE occurred_at >= $1 AND seq > $2
+             ORDER BY seq
+             LIMIT $3",
+        )
+        .bind(since.as_datetime())
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context("read retained outbox events")?;
+        Ok(rows.into_iter().map(|row| (row.seq, row.into())).collect())
+    }
+
     /// Deletes events published before `published_before`; pending ones are never deleted.
     /// Returns how many went.
     ///
@@ -49,6 +98,15 @@ impl PostgresOutbox {
     }
 }
 
+/// The outbox at a glance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxStatus {
+    pub pending: i64,
+    /// How long the oldest pending event has waited; `None` when nothing is pending.
+    pub oldest_pending_age: Option<Duration>,
+    pub published_last_hour: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct OutboxRow {
     id: Uuid,
@@ -56,6 +114,17 @@ struct OutboxRow {
     event_type: String,
     payload: String,
     occurred_at: DateTime<Utc>,
+}
+
+impl From<OutboxRow> for OutboxEvent {
+    fn from(row: OutboxRow) -> Self {
+        Self {
+            id: EventId::from_uuid(row.id),
+            event_type: row.event_type,
+            payload: row.payload,
+            occurred_at: Timestamp::from_datetime(row.occurred_at),
+        }
+    }
 }
 
 impl Outbox for PostgresOutbox {
@@ -77,15 +146,7 @@ impl Outbox for PostgresOutbox {
         .await
         .context("claim pending outbox events")?;
         rows.sort_by_key(|row| row.seq);
-        Ok(rows
-            .into_iter()
-            .map(|row| OutboxEvent {
-                id: EventId::from_uuid(row.id),
-                event_type: row.event_type,
-                payload: row.payload,
-                occurred_at: Timestamp::from_datetime(row.occurred_at),
-            })
-            .collect())
+        Ok(rows.into_iter().map(OutboxEvent::from).collect())
     }
 
     async fn mark_published(&self, ids: &[EventId]) -> anyhow::Result<()> {

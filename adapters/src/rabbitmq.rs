@@ -16,13 +16,44 @@ use tokio::sync::Mutex;
 /// treated as unreachable. A half-open connection must not stall the relay forever.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where events go: a durable topic exchange, the routing key they carry, and the durable
-/// queue bound to it with that key.
+/// Where events go: a durable topic exchange, the routing key they are published with, and
+/// the listeners' queues bound to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     pub exchange: String,
     pub routing_key: String,
-    pub queue: String,
+    pub queues: Vec<ListenerQueue>,
+}
+
+/// How RabbitMQ keeps a queue: `classic`, or `quorum` (replicated, RabbitMQ's recommendation
+/// for durable queues in a cluster).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+impl QueueType {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+/// One listener's durable queue and the event-type patterns it is bound with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerQueue {
+    pub name: String,
+    pub bindings: Vec<String>,
+    pub queue_type: QueueType,
+    /// Quorum queues only: after this many deliveries without an ack the broker moves a
+    /// message to the dead-letter queue itself. It catches what the consumer never settles,
+    /// such as a message whose properties break the consumer's connection.
+    pub delivery_limit: u32,
 }
 
 /// Opens a connection, naming this process to the broker.
@@ -57,33 +88,105 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> anyhow::Resu
         .with_context(|| format!("declare exchange {exchange:?}"))
 }
 
-/// Declares the exchange and queue (both durable) and binds them; safe to repeat.
+/// Declares the exchange and every listener's queues, and binds them; safe to repeat.
 ///
 /// # Errors
 /// When the broker refuses a declaration, e.g. an existing exchange of another kind.
 pub async fn declare_topology(channel: &Channel, topology: &Topology) -> anyhow::Result<()> {
     declare_exchange(channel, &topology.exchange).await?;
+    for queue in &topology.queues {
+        declare_listener_queue(channel, &topology.exchange, queue).await?;
+    }
+    Ok(())
+}
+
+/// Declares a listener's queue, its retry and dead-letter queues, and binds the queue to
+/// `exchange` with each of its patterns; safe to repeat.
+///
+/// # Errors
+/// When the broker refuses a declaration, e.g. a queue that exists with another type.
+pub async fn declare_listener_queue(
+    channel: &Channel,
+    exchange: &str,
+    queue: &ListenerQueue,
+) -> anyhow::Result<()> {
+    let name = queue.name.as_str();
+    let mut arguments = queue_type_arguments(queue.queue_type);
+    if queue.queue_type == QueueType::Quorum {
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(queue.delivery_limit)),
+        );
+        dead_letter_to(&mut arguments, &dead_letter_queue(name));
+    }
+    declare_queue(channel, name, arguments).await?;
+    for pattern in &queue.bindings {
+        channel
+            .queue_bind(
+                name.into(),
+                exchange.into(),
+                pattern.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("bind queue {name:?} with {pattern:?}"))?;
+    }
+    // Messages wait in the retry queue for their own expiration, then the broker
+    // dead-letters them back to the listener's queue through the default exchange.
+    let mut back_to_queue = queue_type_arguments(queue.queue_type);
+    dead_letter_to(&mut back_to_queue, name);
+    declare_queue(channel, &retry_queue(name), back_to_queue).await?;
+    declare_queue(
+        channel,
+        &dead_letter_queue(name),
+        queue_type_arguments(queue.queue_type),
+    )
+    .await
+}
+
+fn queue_type_arguments(queue_type: QueueType) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    // Classic is the broker's default: saying nothing keeps queues declared by earlier
+    // versions (and by the seed) equivalent.
+    if queue_type != QueueType::Classic {
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(queue_type.as_str().into()),
+        );
+    }
+    arguments
+}
+
+/// Dead-letters through the default exchange, straight to `queue`.
+fn dead_letter_to(arguments: &mut FieldTable, queue: &str) {
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    arguments.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(queue.into()),
+    );
+}
+
+async fn declare_queue(channel: &Channel, name: &str, arguments: FieldTable) -> anyhow::Result<()> {
     channel
         .queue_declare(
-            topology.queue.as_str().into(),
+            name.into(),
             QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
             },
-            FieldTable::default(),
+            arguments,
         )
         .await
-        .with_context(|| format!("declare queue {:?}", topology.queue))?;
-    channel
-        .queue_bind(
-            topology.queue.as_str().into(),
-            topology.exchange.as_str().into(),
-            topology.routing_key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .with_context(|| format!("bind queue {:?}", topology.queue))?;
+        .with_context(|| {
+            format!(
+                "declare queue {name:?} (if it exists with other arguments, such as another \
+                 AMQP_QUEUE_TYPE, delete it or keep its type)"
+            )
+        })?;
     Ok(())
 }
 
@@ -99,41 +202,6 @@ pub fn dead_letter_queue(queue: &str) -> String {
     format!("{queue}.dlq")
 }
 
-/// Declares `queue`'s retry queue (messages wait there for their own expiration, then the
-/// broker dead-letters them back to `queue` through the default exchange) and its dead-letter
-/// queue. New queues of their own, so the main queue keeps its arguments.
-///
-/// # Errors
-/// When the broker refuses a declaration.
-pub async fn declare_retry_topology(channel: &Channel, queue: &str) -> anyhow::Result<()> {
-    let mut back_to_queue = FieldTable::default();
-    back_to_queue.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("".into()),
-    );
-    back_to_queue.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(queue.into()),
-    );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(retry_queue(queue).as_str().into(), durable, back_to_queue)
-        .await
-        .with_context(|| format!("declare retry queue of {queue:?}"))?;
-    channel
-        .queue_declare(
-            dead_letter_queue(queue).as_str().into(),
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .with_context(|| format!("declare dead-letter queue of {queue:?}"))?;
-    Ok(())
-}
-
 struct Publisher {
     connection: Connection,
     channel: Channel,
@@ -145,15 +213,26 @@ struct Publisher {
 pub struct RabbitMqEventBus {
     url: String,
     topology: Topology,
+    /// The CloudEvents `source` of every event.
+    source: String,
     publisher: Mutex<Option<Publisher>>,
+}
+
+/// Where one publish goes.
+enum Destination<'a> {
+    /// The topic exchange, with the routing key and the event type as a second one.
+    Exchange(&'a Topology),
+    /// One queue only, through the default exchange.
+    Queue(&'a str),
 }
 
 impl RabbitMqEventBus {
     #[must_use]
-    pub fn new(url: String, topology: Topology) -> Self {
+    pub fn new(url: String, topology: Topology, source: String) -> Self {
         Self {
             url,
             topology,
+            source,
             publisher: Mutex::new(None),
         }
     }
@@ -176,22 +255,31 @@ impl RabbitMqEventBus {
     async fn publish_on(
         &self,
         channel: &Channel,
+        destination: &Destination<'_>,
         events: &[OutboxEvent],
     ) -> anyhow::Result<Vec<PublishOutcome>> {
+        let (exchange, routing_key) = match destination {
+            Destination::Exchange(topology) => (&*topology.exchange, &*topology.routing_key),
+            Destination::Queue(queue) => ("", *queue),
+        };
         // Send the whole batch first, then collect the confirms: awaiting each confirm before
         // the next publish caps throughput at one round trip per event.
         let mut confirms = Vec::with_capacity(events.len());
         for event in events {
+            let mut properties = properties(event, &self.source);
+            if matches!(destination, Destination::Exchange(_)) {
+                properties = also_routed_by_type(properties, event);
+            }
             let confirm = channel
                 .basic_publish(
-                    self.topology.exchange.as_str().into(),
-                    self.topology.routing_key.as_str().into(),
+                    exchange.into(),
+                    routing_key.into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
                     },
                     event.payload.as_bytes(),
-                    properties(event),
+                    properties,
                 )
                 .await
                 .context("publish event")?;
@@ -208,20 +296,13 @@ impl RabbitMqEventBus {
         }
         Ok(outcomes)
     }
-}
 
-fn properties(event: &OutboxEvent) -> BasicProperties {
-    BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2) // persistent
-        .with_message_id(event.id.to_string().into())
-        .with_type(event.event_type.as_str().into())
-        .with_timestamp(u64::try_from(event.occurred_at.unix_millis() / 1000).unwrap_or_default())
-        .with_app_id("registrar".into())
-}
-
-impl EventBus for RabbitMqEventBus {
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<Vec<PublishOutcome>> {
+    /// Publishes on the held channel, opening one first if needed; a failure drops it.
+    async fn publish_to(
+        &self,
+        destination: Destination<'_>,
+        events: &[OutboxEvent],
+    ) -> anyhow::Result<Vec<PublishOutcome>> {
         let mut publisher = self.publisher.lock().await;
         if publisher
             .as_ref()
@@ -236,9 +317,12 @@ impl EventBus for RabbitMqEventBus {
             .as_ref()
             .expect("a publisher was just opened")
             .channel;
-        let result = tokio::time::timeout(BROKER_TIMEOUT, self.publish_on(channel, events))
-            .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("no confirms within {BROKER_TIMEOUT:?}")));
+        let result = tokio::time::timeout(
+            BROKER_TIMEOUT,
+            self.publish_on(channel, &destination, events),
+        )
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no confirms within {BROKER_TIMEOUT:?}")));
         if result.is_err() {
             // Start afresh next time; the old connection may be half dead.
             if let Some(old) = publisher.take() {
@@ -251,5 +335,60 @@ impl EventBus for RabbitMqEventBus {
             }
         }
         result
+    }
+
+    /// Publishes `events` to one queue only (a listener's, for a replay), leaving every other
+    /// queue bound to the exchange untouched.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached or does not confirm in time.
+    pub async fn publish_to_queue(
+        &self,
+        queue: &str,
+        events: &[OutboxEvent],
+    ) -> anyhow::Result<Vec<PublishOutcome>> {
+        self.publish_to(Destination::Queue(queue), events).await
+    }
+}
+
+/// The AMQP properties of an event: the classic ones, and the CloudEvents AMQP binding's
+/// headers, so that CloudEvents tooling understands the message without reading its body.
+fn properties(event: &OutboxEvent, source: &str) -> BasicProperties {
+    let text = |value: &str| AMQPValue::LongString(value.into());
+    let mut headers = FieldTable::default();
+    headers.insert("cloudEvents:specversion".into(), text("1.0"));
+    headers.insert("cloudEvents:id".into(), text(&event.id.to_string()));
+    headers.insert("cloudEvents:source".into(), text(source));
+    headers.insert("cloudEvents:type".into(), text(&event.event_type));
+    headers.insert(
+        "cloudEvents:time".into(),
+        text(&event.occurred_at.to_string()),
+    );
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2) // persistent
+        .with_message_id(event.id.to_string().into())
+        .with_type(event.event_type.as_str().into())
+        .with_timestamp(u64::try_from(event.occurred_at.unix_millis() / 1000).unwrap_or_default())
+        .with_app_id("registrar".into())
+        .with_headers(headers)
+}
+
+/// Adds the event type as a second routing key (RabbitMQ's sender-selected distribution), so
+/// that a queue can bind to `user.*` while the seed's routing key stays the message's own.
+/// The broker removes `BCC` before delivery.
+fn also_routed_by_type(properties: BasicProperties, event: &OutboxEvent) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        "BCC".into(),
+        AMQPValue::FieldArray(vec![AMQPValue::LongString(event.event_type.as_str().into())].into()),
+    );
+    properties.with_headers(headers)
+}
+
+impl EventBus for RabbitMqEventBus {
+    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<Vec<PublishOutcome>> {
+        self.publish_to(Destination::Exchange(&self.topology), events)
+            .await
     }
 }

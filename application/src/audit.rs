@@ -42,6 +42,15 @@ impl<A: AuditLog, C: Clock> AuditEvents<A, C> {
 }
 
 impl<A: AuditLog, C: Clock> EventListener for AuditEvents<A, C> {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        // Everything: an audit trail that skipped unknown types would not be one.
+        &["#"]
+    }
+
     async fn handle(&self, event: &IncomingEvent) -> anyhow::Result<()> {
         let entry = AuditEntry {
             event_id: event.event_id(),

@@ -30,7 +30,7 @@ pub use authenticate::AuthError;
 pub use clock::{Clock, IdGenerator};
 pub use envelope::{DecodeError, IncomingEvent, decode_event, encode_user_registered};
 pub use idempotency::{IdempotencyClaim, IdempotencyStore, IdempotentCompletion};
-pub use listener::{EventListener, LogEvents};
+pub use listener::{EventListener, LogEvents, wants};
 pub use log_in::{LogInCommand, LogInError};
 pub use outbox::{EventBus, Outbox, OutboxEvent, PublishOutcome};
 pub use password_hasher::PasswordHasher;

@@ -1,20 +1,19 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
-use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
+use crate::consumer::ConsumerStats;
 use crate::http::{self, AccountService, AuthApi, RateLimits, WellKnownApi};
+use crate::listeners::Listeners;
 use crate::maintenance::{Expiring, run_maintenance};
 use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
     Argon2PasswordHasher, HmacRefreshTokens, JwtSettings, JwtTokenIssuer, OutboxWakeups,
-    PostgresAuditLog, PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore,
-    PostgresUserRepository, RabbitMqEventBus, SigningKey, SystemClock, Topology, UuidV7Ids,
-    connect_database,
+    PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore, PostgresUserRepository,
+    RabbitMqEventBus, SigningKey, SystemClock, UuidV7Ids, connect_database,
 };
 use anyhow::Context;
 use application::{
-    Accounts, AuditEvents, AuthError, EventListener, LogEvents, LogInCommand, LogInError, PortSet,
-    Ports, RefreshError, RefreshToken, RegisterUserCommand, RegisterUserError, Registration,
-    RelayOutbox, SessionPolicy, SignedIn,
+    Accounts, AuthError, LogInCommand, LogInError, PortSet, Ports, RefreshError, RefreshToken,
+    RegisterUserCommand, RegisterUserError, Registration, RelayOutbox, SessionPolicy, SignedIn,
 };
 use domain::User;
 use poem::Server;
@@ -26,18 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// A consumer, ready to start once the service runs.
-type ConsumerTask = Box<dyn FnOnce(CancellationToken) -> tokio::task::JoinHandle<()> + Send>;
-
-fn consumer_task<L: EventListener>(
-    config: ConsumerConfig,
-    listener: L,
-    stats: Arc<ConsumerStats>,
-) -> ConsumerTask {
-    let listener = Arc::new(listener);
-    Box::new(move |shutdown| tokio::spawn(run_consumer(config, listener, stats, shutdown)))
-}
 
 /// The production adapters behind the account use cases.
 pub struct ProductionPorts;
@@ -98,29 +85,28 @@ pub struct Application {
     wakeups: OutboxWakeups,
     expiring: Expiring,
     limits: Arc<RateLimits>,
-    consumers: Vec<ConsumerTask>,
-    consumer_stats: Arc<ConsumerStats>,
-    audit_stats: Arc<ConsumerStats>,
+    listeners: Listeners,
+    consumer_enabled: bool,
     poll_interval: Duration,
 }
 
 impl Application {
-    /// Builds the service with the built-in event listener.
+    /// Builds the service with the built-in event listeners.
     ///
     /// # Errors
     /// When PostgreSQL is unreachable, a migration fails or the HTTP address cannot be bound.
     /// RabbitMQ being down is not an error: events wait in the outbox.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_listener(settings, LogEvents).await
+        Self::build_with_listeners(settings, |_| {}).await
     }
 
-    /// Builds the service with `listener` reacting to consumed events.
+    /// Builds the service with the built-in listeners and those `add` adds.
     ///
     /// # Errors
     /// As [`Application::build`].
-    pub async fn build_with_listener<L: EventListener>(
+    pub async fn build_with_listeners(
         settings: Settings,
-        listener: L,
+        add: impl FnOnce(&mut Listeners),
     ) -> anyhow::Result<Self> {
         let pool =
             connect_database(&settings.database_url, settings.database_max_connections).await?;
@@ -162,41 +148,21 @@ impl Application {
             .and_then(|addr| addr.as_socket_addr())
             .context("the HTTP listener has no socket address")?;
 
-        let bus = RabbitMqEventBus::new(settings.amqp_url.clone(), settings.topology.clone());
-        // The lease only needs to outlast one batch's publish (bounded by the broker timeout).
-        let outbox = PostgresOutbox::new(pool.clone(), Duration::from_secs(60));
-        let consumer_stats = Arc::new(ConsumerStats::default());
+        let mut listeners = Listeners::of(&settings, &pool);
+        add(&mut listeners);
         let limits = Arc::new(RateLimits::new(settings.rate_limits));
-        let audit_stats = Arc::new(ConsumerStats::default());
-        let mut consumers: Vec<ConsumerTask> = Vec::new();
-        if settings.consumer_enabled {
-            let config = |queue: &str| ConsumerConfig {
-                amqp_url: settings.amqp_url.clone(),
-                topology: Topology {
-                    queue: queue.to_owned(),
-                    ..settings.topology.clone()
-                },
-                prefetch: settings.consumer_prefetch,
-                retry: settings.consumer_retry.clone(),
-            };
-            consumers.push(consumer_task(
-                config(&settings.topology.queue),
-                listener,
-                consumer_stats.clone(),
-            ));
-            let audit = AuditEvents::new(PostgresAuditLog::new(pool.clone()), SystemClock);
-            consumers.push(consumer_task(
-                config(&settings.audit_queue),
-                audit,
-                audit_stats.clone(),
-            ));
-        }
         Ok(Self {
             acceptor,
             local_addr,
             routes: http::routes(AuthApi::new(accounts, limits.clone()), well_known),
             limits,
-            relay: RelayOutbox::new(outbox, bus, settings.outbox_batch_size),
+            // Every listener's queue is declared before the first publish, even where this
+            // instance runs none of them: no event misses a queue that exists.
+            relay: RelayOutbox::new(
+                relay_outbox(&pool),
+                event_bus(&settings, listeners.queues()),
+                settings.outbox_batch_size,
+            ),
             wakeups: OutboxWakeups::new(pool.clone()),
             expiring: Expiring {
                 sessions: PostgresSessionStore::new(pool.clone()),
@@ -204,9 +170,8 @@ impl Application {
                 outbox: PostgresOutbox::new(pool, Duration::from_secs(60)),
                 outbox_retention: settings.outbox_retention,
             },
-            consumers,
-            consumer_stats,
-            audit_stats,
+            listeners,
+            consumer_enabled: settings.consumer_enabled,
             poll_interval: settings.outbox_poll_interval,
         })
     }
@@ -217,16 +182,10 @@ impl Application {
         self.local_addr
     }
 
-    /// What the audit listener's consumer has done so far.
+    /// What the named listener's consumer has done so far.
     #[must_use]
-    pub fn audit_stats(&self) -> Arc<ConsumerStats> {
-        self.audit_stats.clone()
-    }
-
-    /// What the consumer has done so far.
-    #[must_use]
-    pub fn consumer_stats(&self) -> Arc<ConsumerStats> {
-        self.consumer_stats.clone()
+    pub fn listener_stats(&self, name: &str) -> Option<Arc<ConsumerStats>> {
+        self.listeners.stats(name)
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
@@ -245,11 +204,11 @@ impl Application {
             self.poll_interval,
             stop.clone(),
         ));
-        let consumers: Vec<_> = self
-            .consumers
-            .into_iter()
-            .map(|start| start(stop.clone()))
-            .collect();
+        let consumers = if self.consumer_enabled {
+            self.listeners.start(&stop)
+        } else {
+            Vec::new()
+        };
         let maintenance = tokio::spawn(run_maintenance(self.expiring, self.limits, stop.clone()));
         let served = Server::new_with_acceptor(self.acceptor)
             // Idle keep-alive connections are closed, so that they cannot pile up.
@@ -264,6 +223,23 @@ impl Application {
         }
         served.context("HTTP server failed")
     }
+}
+
+/// The outbox as the relay uses it. The lease only needs to outlast one batch's publish
+/// (bounded by the broker timeout).
+pub(crate) fn relay_outbox(pool: &sqlx::PgPool) -> PostgresOutbox {
+    PostgresOutbox::new(pool.clone(), Duration::from_secs(60))
+}
+
+pub(crate) fn event_bus(
+    settings: &Settings,
+    queues: Vec<adapters::ListenerQueue>,
+) -> RabbitMqEventBus {
+    RabbitMqEventBus::new(
+        settings.amqp_url.clone(),
+        settings.topology(queues),
+        settings.event_source.clone(),
+    )
 }
 
 /// The token signing key, and the secret material the refresh-token key is derived from.

@@ -2,10 +2,10 @@
 //! hands valid events to an application listener and acknowledges them.
 use crate::backoff::{next_pause, reconnect_backoff};
 use adapters::{
-    Topology, connect_broker, dead_letter_queue, declare_retry_topology, declare_topology,
+    ListenerQueue, connect_broker, dead_letter_queue, declare_exchange, declare_listener_queue,
     retry_queue,
 };
-use application::{AfterFailure, EventListener, RetryPolicy, decode_event};
+use application::{AfterFailure, EventListener, RetryPolicy, decode_event, wants};
 use futures_util::StreamExt;
 use lapin::Channel;
 use lapin::message::Delivery;
@@ -25,6 +25,7 @@ pub struct ConsumerStats {
     handled: AtomicU64,
     retried: AtomicU64,
     dead_lettered: AtomicU64,
+    skipped: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -43,13 +44,23 @@ impl ConsumerStats {
     pub fn dead_lettered(&self) -> u64 {
         self.dead_lettered.load(Ordering::Relaxed)
     }
+
+    /// Valid events of a type the listener did not ask for, acked without handling.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
 }
 
 pub struct ConsumerConfig {
     pub amqp_url: String,
-    pub topology: Topology,
+    pub exchange: String,
+    pub queue: ListenerQueue,
+    /// The listener's patterns: an event that reaches its queue otherwise (a replay, a binding
+    /// someone added by hand) is acked without being handled.
+    pub event_types: &'static [&'static str],
     pub prefetch: u16,
     pub retry: RetryPolicy,
+    pub stats: Arc<ConsumerStats>,
 }
 
 /// Consumes until `shutdown` is cancelled, reconnecting with backoff whenever the broker is
@@ -57,15 +68,14 @@ pub struct ConsumerConfig {
 pub async fn run_consumer<L: EventListener>(
     config: ConsumerConfig,
     listener: Arc<L>,
-    stats: Arc<ConsumerStats>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = reconnect_backoff();
     loop {
-        match consume(&config, &*listener, &stats, &shutdown, &mut backoff).await {
+        match consume(&config, &*listener, &shutdown, &mut backoff).await {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), queue = %config.topology.queue, "consumer lost the broker; reconnecting")
+                tracing::warn!(error = format!("{error:#}"), queue = %config.queue.name, "consumer lost the broker; reconnecting")
             }
         }
         tokio::select! {
@@ -79,14 +89,14 @@ pub async fn run_consumer<L: EventListener>(
 async fn consume<L: EventListener>(
     config: &ConsumerConfig,
     listener: &L,
-    stats: &ConsumerStats,
     shutdown: &CancellationToken,
     backoff: &mut backon::ExponentialBackoff,
 ) -> anyhow::Result<()> {
-    let connection = connect_broker(&config.amqp_url, "registrar consumer").await?;
+    let connection =
+        connect_broker(&config.amqp_url, &format!("registrar {}", listener.name())).await?;
     let channel = connection.create_channel().await?;
-    declare_topology(&channel, &config.topology).await?;
-    declare_retry_topology(&channel, &config.topology.queue).await?;
+    declare_exchange(&channel, &config.exchange).await?;
+    declare_listener_queue(&channel, &config.exchange, &config.queue).await?;
     // Retries and dead letters are published on this channel; a message is acked only once
     // its copy is confirmed, so nothing is lost in between.
     channel
@@ -98,13 +108,13 @@ async fn consume<L: EventListener>(
         .await?;
     let mut deliveries = channel
         .basic_consume(
-            config.topology.queue.as_str().into(),
-            "registrar".into(),
+            config.queue.name.as_str().into(),
+            listener.name().into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(queue = %config.topology.queue, "consumer connected to RabbitMQ");
+    tracing::info!(listener = listener.name(), queue = %config.queue.name, "consumer connected to RabbitMQ");
     // The pace of reconnecting is reset only once a message went through: a connection that
     // the broker (or a message lapin cannot parse) breaks at once must not be retried in a
     // tight loop.
@@ -117,7 +127,7 @@ async fn consume<L: EventListener>(
             }
             delivery = deliveries.next() => match delivery {
                 Some(delivery) => {
-                    process(delivery?, &channel, config, listener, stats).await?;
+                    process(delivery?, &channel, config, listener).await?;
                     if !settled {
                         *backoff = reconnect_backoff();
                         settled = true;
@@ -134,9 +144,9 @@ async fn process<L: EventListener>(
     channel: &Channel,
     config: &ConsumerConfig,
     listener: &L,
-    stats: &ConsumerStats,
 ) -> anyhow::Result<()> {
-    let queue = &config.topology.queue;
+    let stats = &config.stats;
+    let queue = &config.queue.name;
     let message_id = delivery
         .properties
         .message_id()
@@ -162,6 +172,12 @@ async fn process<L: EventListener>(
             return Ok(());
         }
     };
+    if !wants(config.event_types, event.event_type()) {
+        tracing::debug!(event_id = %event.event_id(), event_type = event.event_type(), %queue, "not an event type this listener wants; acked");
+        delivery.ack(BasicAckOptions::default()).await?;
+        stats.skipped.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
     match listener.handle(&event).await {
         Ok(()) => {
             delivery.ack(BasicAckOptions::default()).await?;

@@ -4,6 +4,7 @@ mod app;
 mod backoff;
 mod consumer;
 pub mod http;
+mod listeners;
 mod maintenance;
 mod relay;
 mod settings;
@@ -11,4 +12,5 @@ pub mod telemetry;
 
 pub use app::{Application, ProductionPorts};
 pub use consumer::ConsumerStats;
+pub use listeners::Listeners;
 pub use settings::{Secret, Settings, SettingsError};

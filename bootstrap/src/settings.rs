@@ -1,6 +1,6 @@
 //! Settings, read once from the environment at start-up. Only this crate reads configuration.
 use crate::http::RateLimitSettings;
-use adapters::Topology;
+use adapters::{ListenerQueue, QueueType, Topology};
 use application::RetryPolicy;
 use std::fmt;
 use std::path::PathBuf;
@@ -14,7 +14,19 @@ pub struct Settings {
     pub database_url: String,
     pub database_max_connections: u32,
     pub amqp_url: String,
-    pub topology: Topology,
+    /// The durable topic exchange events are published to.
+    pub amqp_exchange: String,
+    /// The routing key every event is published with (its type is a second one).
+    pub amqp_routing_key: String,
+    /// The seed's queue, read by the `log` listener.
+    pub amqp_queue: String,
+    /// Every other listener reads `<prefix><listener name>`.
+    pub amqp_queue_prefix: String,
+    pub amqp_queue_type: QueueType,
+    /// Quorum queues: deliveries without an ack before the broker dead-letters a message.
+    pub amqp_delivery_limit: u32,
+    /// The CloudEvents `source` attribute of published events.
+    pub event_source: String,
     pub jwt_secret: Option<Secret>,
     /// An Ed25519 private key (PKCS#8 PEM): sign with EdDSA and publish the public key.
     pub jwt_private_key_file: Option<PathBuf>,
@@ -29,8 +41,6 @@ pub struct Settings {
     pub refresh_grace: Duration,
     pub http_addr: String,
     pub consumer_enabled: bool,
-    /// The audit listener's own queue, bound to the same exchange and routing key.
-    pub audit_queue: String,
     pub consumer_prefetch: u16,
     /// Retry delays and the attempt after which a failing event is dead-lettered.
     pub consumer_retry: RetryPolicy,
@@ -47,11 +57,13 @@ impl Default for Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/registrar".into(),
             database_max_connections: 10,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            topology: Topology {
-                exchange: "topic_validateJSON".into(),
-                routing_key: "topic_validateJSON".into(),
-                queue: "topic_validateJSON".into(),
-            },
+            amqp_exchange: "topic_validateJSON".into(),
+            amqp_routing_key: "topic_validateJSON".into(),
+            amqp_queue: "topic_validateJSON".into(),
+            amqp_queue_prefix: String::new(),
+            amqp_queue_type: QueueType::Classic,
+            amqp_delivery_limit: 20,
+            event_source: "/registrar".into(),
             jwt_secret: None,
             jwt_private_key_file: None,
             jwt_previous_public_key_file: None,
@@ -63,7 +75,6 @@ impl Default for Settings {
             refresh_grace: Duration::from_secs(10),
             http_addr: "0.0.0.0:8080".into(),
             consumer_enabled: true,
-            audit_queue: "audit".into(),
             consumer_prefetch: 32,
             consumer_retry: RetryPolicy::default(),
             outbox_poll_interval: Duration::from_secs(1),
@@ -110,11 +121,23 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(d.database_max_connections),
             amqp_url: text("AMQP_URL", d.amqp_url),
-            topology: Topology {
-                exchange: text("AMQP_EXCHANGE", d.topology.exchange),
-                routing_key: text("AMQP_ROUTING_KEY", d.topology.routing_key),
-                queue: text("AMQP_QUEUE", d.topology.queue),
+            amqp_exchange: text("AMQP_EXCHANGE", d.amqp_exchange),
+            amqp_routing_key: text("AMQP_ROUTING_KEY", d.amqp_routing_key),
+            amqp_queue: text("AMQP_QUEUE", d.amqp_queue),
+            amqp_queue_prefix: text("AMQP_QUEUE_PREFIX", d.amqp_queue_prefix),
+            amqp_queue_type: match lookup("AMQP_QUEUE_TYPE").as_deref().map(str::trim) {
+                None => d.amqp_queue_type,
+                Some("classic") => QueueType::Classic,
+                Some("quorum") => QueueType::Quorum,
+                Some(other) => {
+                    return Err(SettingsError {
+                        name: "AMQP_QUEUE_TYPE",
+                        reason: format!("{other:?}: must be classic or quorum"),
+                    });
+                }
             },
+            amqp_delivery_limit: number("AMQP_DELIVERY_LIMIT", d.amqp_delivery_limit)?,
+            event_source: text("EVENT_SOURCE", d.event_source),
             jwt_secret: lookup("JWT_SECRET").map(Secret),
             jwt_private_key_file: lookup("JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
             jwt_previous_public_key_file: lookup("JWT_PREVIOUS_PUBLIC_KEY_FILE").map(PathBuf::from),
@@ -128,7 +151,6 @@ impl Settings {
             refresh_grace: parsed("REFRESH_TOKEN_GRACE_SECONDS")?
                 .map_or(d.refresh_grace, Duration::from_secs),
             http_addr: text("HTTP_ADDR", d.http_addr),
-            audit_queue: text("AMQP_AUDIT_QUEUE", d.audit_queue),
             consumer_enabled: lookup("CONSUMER_ENABLED")
                 .map(|raw| parse("CONSUMER_ENABLED", &raw))
                 .transpose()?
@@ -184,7 +206,17 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 15] = [
+        let rules: [(&'static str, bool, &str); 17] = [
+            (
+                "AMQP_DELIVERY_LIMIT",
+                self.amqp_delivery_limit >= 1,
+                "must be at least 1",
+            ),
+            (
+                "EVENT_SOURCE",
+                !self.event_source.trim().is_empty(),
+                "must be a non-empty URI reference, e.g. /registrar",
+            ),
             (
                 "CONSUMER_MAX_ATTEMPTS",
                 self.consumer_retry.max_attempts >= 1,
@@ -275,6 +307,38 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The queue `listener` reads: the seed's queue for `log`, `<prefix><name>` for the others,
+    /// bound with the listener's event-type patterns.
+    #[must_use]
+    pub fn listener_queue(&self, listener: &str, event_types: &[&str]) -> ListenerQueue {
+        let name = if listener == application::LogEvents::NAME {
+            self.amqp_queue.clone()
+        } else {
+            format!("{}{listener}", self.amqp_queue_prefix)
+        };
+        ListenerQueue {
+            name,
+            bindings: event_types
+                .iter()
+                .map(|&pattern| pattern.to_owned())
+                .collect(),
+            queue_type: self.amqp_queue_type,
+            delivery_limit: self.amqp_delivery_limit,
+        }
+    }
+
+    /// The exchange, its routing key and the given listeners' queues.
+    #[must_use]
+    pub fn topology(&self, queues: Vec<ListenerQueue>) -> Topology {
+        Topology {
+            exchange: self.amqp_exchange.clone(),
+            routing_key: self.amqp_routing_key.clone(),
+            queues,
+        }
+    }
+}
+
 /// HS256 keys shorter than the hash are weaker than the algorithm (RFC 7518, section 3.2).
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -319,9 +383,14 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/registrar"
         );
         assert_eq!(settings.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
-        assert_eq!(settings.topology.exchange, "topic_validateJSON");
-        assert_eq!(settings.topology.routing_key, "topic_validateJSON");
-        assert_eq!(settings.topology.queue, "topic_validateJSON");
+        assert_eq!(settings.amqp_exchange, "topic_validateJSON");
+        assert_eq!(settings.amqp_routing_key, "topic_validateJSON");
+        assert_eq!(
+            settings.listener_queue("log", &["#"]).name,
+            "topic_validateJSON"
+        );
+        assert_eq!(settings.listener_queue("audit", &["#"]).name, "audit");
+        assert_eq!(settings.amqp_queue_type, QueueType::Classic);
         assert_eq!(settings.http_addr, "0.0.0.0:8080");
         assert!(settings.jwt_secret.is_none());
     }
@@ -331,11 +400,17 @@ mod tests {
         let settings = from(&[
             ("HTTP_ADDR", "127.0.0.1:9000"),
             ("AMQP_QUEUE", "q"),
+            ("AMQP_QUEUE_PREFIX", "registrar."),
+            ("AMQP_QUEUE_TYPE", "quorum"),
             ("CONSUMER_ENABLED", "false"),
         ])
         .unwrap();
         assert_eq!(settings.http_addr, "127.0.0.1:9000");
-        assert_eq!(settings.topology.queue, "q");
+        assert_eq!(settings.listener_queue("log", &["#"]).name, "q");
+        let audit = settings.listener_queue("audit", &["user.*"]);
+        assert_eq!(audit.name, "registrar.audit");
+        assert_eq!(audit.bindings, ["user.*"]);
+        assert_eq!(audit.queue_type, QueueType::Quorum);
         assert!(!settings.consumer_enabled);
     }
 
@@ -360,6 +435,8 @@ mod tests {
             ("OUTBOX_POLL_INTERVAL_MS", "0"),
             ("AMQP_URL", "notaurl"),
             ("REFRESH_TOKEN_SECRET", "short"),
+            ("AMQP_QUEUE_TYPE", "stream"),
+            ("AMQP_DELIVERY_LIMIT", "0"),
         ] {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");

@@ -1,7 +1,6 @@
 //! The audit listener: its own queue, one audit row per event, however often it arrives.
 use crate::helpers::{poll_until, spawn_app, valid_registration};
 use lapin::BasicProperties;
-use lapin::options::BasicPublishOptions;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -40,19 +39,11 @@ async fn every_registration_is_audited_once_even_when_delivered_twice() {
     );
 
     // The same message again, as after a relay crash between publish and mark.
-    let topology = &app.settings.topology;
-    app.channel
-        .basic_publish(
-            topology.exchange.as_str().into(),
-            topology.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            published.body.as_bytes(),
-            BasicProperties::default().with_message_id(published.message_id().into()),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    app.publish_to_exchange(
+        published.body.as_bytes(),
+        BasicProperties::default().with_message_id(published.message_id().into()),
+    )
+    .await;
     let stats = app.audit_stats.clone();
     let handled_twice = poll_until(WAIT, || async { (stats.handled() >= 2).then_some(()) }).await;
     assert!(

@@ -1,13 +1,13 @@
 //! The service's AMQP consumer: valid events are handled and acked, failing ones retried, invalid
 //! and hopeless ones dead-lettered.
 use crate::helpers::{
-    Options, POISON_USERNAME, TestApp, poll_until, spawn_app, spawn_app_with, valid_registration,
+    Options, POISON_USERNAME, RECORDER, TestApp, poll_until, spawn_app, spawn_app_with,
+    valid_registration,
 };
 use application::IncomingEvent;
 use application::RetryPolicy;
 use lapin::BasicProperties;
 use lapin::options::BasicGetOptions;
-use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::Duration;
 
@@ -16,41 +16,24 @@ const WAIT: Duration = Duration::from_secs(15);
 #[tokio::test]
 async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_processed() {
     let app = spawn_app().await;
-    let topology = &app.settings.topology;
     let publish = |message_id: String, body: &'static str| {
         let properties = BasicProperties::default()
             .with_message_id(message_id.into())
             .with_content_type("application/json".into());
-        app.channel.basic_publish(
-            topology.exchange.as_str().into(),
-            topology.routing_key.as_str().into(),
-            BasicPublishOptions::default(),
-            body.as_bytes(),
-            properties,
-        )
+        app.publish_to_exchange(body.as_bytes(), properties)
     };
-    publish(uuid::Uuid::new_v4().to_string(), "{ this is not json")
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    publish(uuid::Uuid::new_v4().to_string(), "{ this is not json").await;
     publish(
         uuid::Uuid::new_v4().to_string(),
         r#"{"event":"user.registered","data":{"id":"x"},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
     )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    .await;
     let valid_id = uuid::Uuid::new_v4();
     publish(
         valid_id.to_string(),
         r#"{"event":"user.registered","data":{"id":"0199fd4e-8a3b-7c1e-9d2f-3a4b5c6d7e8f","email":"bob@example.com","username":"bob","createdAt":"2025-10-19T16:37:15.123Z","extra":"ignored"},"timestamp":"2025-10-19T16:37:15.456Z"}"#,
     )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    .await;
 
     let handled = app
         .next_handled(WAIT)
@@ -62,7 +45,7 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
     assert_eq!(event.event_id.as_uuid(), valid_id);
     assert_eq!(event.username.as_ref(), "bob");
 
-    let stats = app.consumer_stats.clone();
+    let stats = app.recorder_stats.clone();
     let settled = poll_until(WAIT, || async {
         (stats.dead_lettered() >= 2 && stats.handled() >= 1).then_some(())
     })
@@ -114,7 +97,7 @@ async fn a_failing_listener_is_retried_with_delays_then_dead_lettered() {
         201
     );
 
-    let stats = app.consumer_stats.clone();
+    let stats = app.recorder_stats.clone();
     let settled = poll_until(WAIT, || async {
         (stats.dead_lettered() == 1 && stats.handled() >= 1).then_some(())
     })
@@ -159,7 +142,7 @@ fn text(value: &AMQPValue) -> String {
 
 /// The next message in the service's dead-letter queue: its body and headers.
 async fn next_dead_letter(app: &TestApp) -> (Vec<u8>, FieldTable) {
-    let queue = adapters::dead_letter_queue(&app.settings.topology.queue);
+    let queue = adapters::dead_letter_queue(&app.queue_of(RECORDER));
     let message = app
         .channel
         .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })

@@ -66,14 +66,28 @@ async fn start_containers() -> Services {
     }
 }
 
-/// Records every event the service's consumer hands to its listener, then logs it as the
-/// built-in listener does.
+/// A listener the tests add to the service (one line of wiring, as the README shows): it
+/// records every event its consumer hands it, and fails on purpose for [`POISON_USERNAME`].
 struct RecordingListener(mpsc::UnboundedSender<IncomingEvent>);
+
+/// The test listener's name, hence its queue `test.<id>.recorder`.
+pub const RECORDER: &str = "recorder";
+
+/// Every listener the test service runs, with its event-type patterns.
+const LISTENERS: [(&str, &[&str]); 3] = [("log", &["#"]), ("audit", &["#"]), (RECORDER, &["#"])];
 
 /// A username that makes the test listener fail, to exercise retries and dead letters.
 pub const POISON_USERNAME: &str = "poison";
 
 impl EventListener for RecordingListener {
+    fn name(&self) -> &'static str {
+        RECORDER
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &["#"]
+    }
+
     async fn handle(&self, event: &IncomingEvent) -> anyhow::Result<()> {
         if let IncomingEvent::UserRegistered(registered) = event {
             anyhow::ensure!(
@@ -91,12 +105,16 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: PgPool,
     pub settings: Settings,
-    pub consumer_stats: Arc<ConsumerStats>,
+    /// What the consumers of the test listener, of `audit` and of `log` did.
+    pub recorder_stats: Arc<ConsumerStats>,
     pub audit_stats: Arc<ConsumerStats>,
+    pub log_stats: Arc<ConsumerStats>,
     /// A channel on the real broker (never through the proxy), for the test's own use.
     pub channel: Channel,
     pub proxy: Option<TcpProxy>,
     observer_queue: String,
+    /// Queues a test declared for itself, deleted with the rest.
+    extra_queues: std::sync::Mutex<Vec<String>>,
     database: String,
     handled: Mutex<mpsc::UnboundedReceiver<IncomingEvent>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -120,6 +138,10 @@ pub struct Options {
     pub consumer_retry: Option<application::RetryPolicy>,
     /// Overrides the relay's fallback poll (default 1 s).
     pub outbox_poll_interval: Option<Duration>,
+    /// Start no consumers (the relay still runs), as an API-only instance.
+    pub consumers_disabled: bool,
+    /// Overrides the listeners' queue type (default classic).
+    pub queue_type: Option<adapters::QueueType>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -145,12 +167,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let settings = Settings {
         database_url: with_database(&services.postgres_url, &database),
         amqp_url,
-        topology: adapters::Topology {
-            exchange: format!("test.{unique}.topic_validateJSON"),
-            queue: format!("test.{unique}.topic_validateJSON"),
-            ..defaults.topology.clone()
-        },
-        audit_queue: format!("test.{unique}.audit"),
+        amqp_exchange: format!("test.{unique}.topic_validateJSON"),
+        amqp_queue: format!("test.{unique}.topic_validateJSON"),
+        amqp_queue_prefix: format!("test.{unique}."),
+        amqp_queue_type: options.queue_type.unwrap_or_default(),
         consumer_retry: options
             .consumer_retry
             .unwrap_or(defaults.consumer_retry.clone()),
@@ -158,6 +178,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .outbox_poll_interval
             .unwrap_or(defaults.outbox_poll_interval),
         http_addr: "127.0.0.1:0".into(),
+        consumer_enabled: !options.consumers_disabled,
         refresh_grace: options.refresh_grace.unwrap_or(defaults.refresh_grace),
         rate_limits: options.rate_limits.unwrap_or_else(RateLimitSettings::off),
         jwt_secret: options
@@ -181,23 +202,19 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     observe(&channel, &settings, &observer_queue).await;
     // The service declares the same on connect; declaring it first means nothing the test
     // publishes can be dropped for want of a bound queue.
-    for queue in [&settings.topology.queue, &settings.audit_queue] {
-        let topology = adapters::Topology {
-            queue: queue.clone(),
-            ..settings.topology.clone()
-        };
-        adapters::declare_topology(&channel, &topology)
-            .await
-            .expect("declare the service's topology");
-    }
+    adapters::declare_topology(&channel, &test_topology(&settings))
+        .await
+        .expect("declare the service's topology");
 
     let (sender, handled) = mpsc::unbounded_channel();
-    let app = Application::build_with_listener(settings.clone(), RecordingListener(sender))
-        .await
-        .expect("the service starts");
+    let app = Application::build_with_listeners(settings.clone(), |listeners| {
+        listeners.add(RecordingListener(sender));
+    })
+    .await
+    .expect("the service starts");
     let address = format!("http://{}", app.local_addr());
-    let consumer_stats = app.consumer_stats();
-    let audit_stats = app.audit_stats();
+    let stats = |name| app.listener_stats(name).expect("the listener runs");
+    let (recorder_stats, audit_stats, log_stats) = (stats(RECORDER), stats("audit"), stats("log"));
     let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let (stopped_sender, stopped) = std::sync::mpsc::channel::<()>();
     tokio::spawn(async move {
@@ -217,11 +234,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         client: reqwest::Client::new(),
         db,
         settings,
-        consumer_stats,
+        recorder_stats,
         audit_stats,
+        log_stats,
         channel,
         proxy,
         observer_queue,
+        extra_queues: std::sync::Mutex::default(),
         database,
         handled: Mutex::new(handled),
         stop: Some(stop),
@@ -231,9 +250,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
 }
 
+/// The exchange and the queues of every listener the test service runs.
+pub fn test_topology(settings: &Settings) -> adapters::Topology {
+    settings.topology(
+        LISTENERS
+            .iter()
+            .map(|(name, patterns)| settings.listener_queue(name, patterns))
+            .collect(),
+    )
+}
+
 async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
-    let topology = &settings.topology;
-    adapters::declare_exchange(channel, &topology.exchange)
+    adapters::declare_exchange(channel, &settings.amqp_exchange)
         .await
         .expect("declare the test's exchange");
     channel
@@ -251,8 +279,8 @@ async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
     channel
         .queue_bind(
             queue.into(),
-            topology.exchange.as_str().into(),
-            topology.routing_key.as_str().into(),
+            settings.amqp_exchange.as_str().into(),
+            settings.amqp_routing_key.as_str().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -374,6 +402,68 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Publishes a message of the test's own to the service's exchange, as another service
+    /// would, and waits for the broker's confirm.
+    pub async fn publish_to_exchange(&self, body: &[u8], properties: BasicProperties) {
+        self.channel
+            .basic_publish(
+                self.settings.amqp_exchange.as_str().into(),
+                self.settings.amqp_routing_key.as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("the broker confirms");
+    }
+
+    /// Declares a listener queue `test.<id>.<name>` bound with `patterns`, as the service
+    /// does for a listener, without a consumer; returns its name.
+    pub async fn declare_listener_queue(
+        &self,
+        name: &str,
+        patterns: &[&str],
+        queue_type: adapters::QueueType,
+        delivery_limit: u32,
+    ) -> String {
+        let queue = adapters::ListenerQueue {
+            queue_type,
+            delivery_limit,
+            ..self.settings.listener_queue(name, patterns)
+        };
+        self.extra_queues
+            .lock()
+            .expect("not poisoned")
+            .push(queue.name.clone());
+        adapters::declare_listener_queue(&self.channel, &self.settings.amqp_exchange, &queue)
+            .await
+            .expect("declare the queue");
+        queue.name
+    }
+
+    /// Takes the next message from `queue` without waiting, acknowledged.
+    pub async fn take(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+        self.channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+    }
+
+    /// A new channel on the test's own connection.
+    pub async fn fresh_channel(&self) -> Channel {
+        self._connection
+            .create_channel()
+            .await
+            .expect("open a channel")
+    }
+
+    /// The queue of the named listener.
+    pub fn queue_of(&self, listener: &str) -> String {
+        self.settings.listener_queue(listener, &[]).name
+    }
+
     /// The next message published to the test's exchange, waiting up to `within`.
     pub async fn next_published(&self, within: Duration) -> Option<Published> {
         poll_until(within, || async {
@@ -463,14 +553,19 @@ impl Drop for TestApp {
             postgres_url: self._services.postgres_url.clone(),
             amqp_url: self._services.amqp_url.clone(),
             database: self.database.clone(),
-            exchange: self.settings.topology.exchange.clone(),
-            queues: [&self.settings.topology.queue, &self.settings.audit_queue]
+            exchange: self.settings.amqp_exchange.clone(),
+            queues: test_topology(&self.settings)
+                .queues
                 .into_iter()
+                .map(|queue| queue.name)
+                .chain(std::mem::take(
+                    &mut *self.extra_queues.lock().unwrap_or_else(|e| e.into_inner()),
+                ))
                 .flat_map(|queue| {
                     [
-                        queue.clone(),
-                        adapters::retry_queue(queue),
-                        adapters::dead_letter_queue(queue),
+                        adapters::retry_queue(&queue),
+                        adapters::dead_letter_queue(&queue),
+                        queue,
                     ]
                 })
                 .collect(),
@@ -556,7 +651,7 @@ pub fn valid_registration(tag: &str) -> Value {
 
 /// `registrar_test_<unix seconds>_<unique>`: the time lets later runs drop what a crashed
 /// run left behind.
-fn database_name(unique: &str) -> String {
+pub fn database_name(unique: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
@@ -590,7 +685,7 @@ async fn drop_stale_databases(server_url: &str) {
     }
 }
 
-fn with_database(server_url: &str, database: &str) -> String {
+pub fn with_database(server_url: &str, database: &str) -> String {
     let mut url = url::Url::parse(server_url).expect("TEST_POSTGRES_URL is a URL");
     url.set_path(&format!("/{database}"));
     url.to_string()

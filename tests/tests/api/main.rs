@@ -13,5 +13,6 @@ mod openapi;
 mod outbox;
 mod rate_limits;
 mod register;
+mod routing;
 mod startup;
 mod tokens;

@@ -38,7 +38,9 @@ async fn published_events_past_their_retention_are_pruned_and_pending_ones_are_k
 
     let outbox = PostgresOutbox::new(app.db.clone(), Duration::from_secs(60));
     let week_ago = Timestamp::from_datetime(Utc::now() - TimeDelta::days(7));
-    assert_eq!(outbox.prune_published(week_ago).await.unwrap(), 1);
+    // The service's own maintenance may prune first (it runs at start-up too): count what is
+    // left, not what this call deleted.
+    assert!(outbox.prune_published(week_ago).await.unwrap() <= 1);
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&app.db)
         .await

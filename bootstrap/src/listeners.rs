@@ -1,0 +1,144 @@
+//! The event listeners this service runs, each on a durable queue of its own.
+//!
+//! To add a listener: implement [`application::EventListener`] (a name, the event types it
+//! wants, a handler), then add one line to [`built_in`].
+use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
+use crate::settings::Settings;
+use adapters::{ListenerQueue, PostgresAuditLog, SystemClock};
+use application::{AuditEvents, EventListener, LogEvents};
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The listeners every instance runs (unless told to run only some).
+pub(crate) fn built_in(listeners: &mut Listeners, pool: &PgPool) {
+    listeners.add(LogEvents);
+    listeners.add(AuditEvents::new(
+        PostgresAuditLog::new(pool.clone()),
+        SystemClock,
+    ));
+}
+
+type Start = Box<dyn FnOnce(ConsumerConfig, CancellationToken) -> JoinHandle<()> + Send>;
+
+struct Registered {
+    name: &'static str,
+    event_types: &'static [&'static str],
+    queue: ListenerQueue,
+    stats: Arc<ConsumerStats>,
+    start: Start,
+}
+
+/// The registry of listeners, ready to start once the service runs.
+pub struct Listeners {
+    settings: Settings,
+    registered: Vec<Registered>,
+}
+
+impl Listeners {
+    pub(crate) fn new(settings: &Settings) -> Self {
+        Self {
+            settings: settings.clone(),
+            registered: Vec::new(),
+        }
+    }
+
+    /// The built-in listeners.
+    pub(crate) fn of(settings: &Settings, pool: &PgPool) -> Self {
+        let mut listeners = Self::new(settings);
+        built_in(&mut listeners, pool);
+        listeners
+    }
+
+    /// Runs `listener` on its own queue.
+    ///
+    /// # Panics
+    /// When another listener has the same name: that is a wiring mistake, and two listeners
+    /// sharing a queue would take each other's messages.
+    pub fn add<L: EventListener>(&mut self, listener: L) -> &mut Self {
+        let name = listener.name();
+        assert!(
+            self.find(name).is_none(),
+            "two listeners are named {name:?}; each needs a queue of its own"
+        );
+        let listener = Arc::new(listener);
+        self.registered.push(Registered {
+            name,
+            event_types: listener.event_types(),
+            queue: self.settings.listener_queue(name, listener.event_types()),
+            stats: Arc::new(ConsumerStats::default()),
+            start: Box::new(move |config, shutdown| {
+                tokio::spawn(run_consumer(config, listener, shutdown))
+            }),
+        });
+        self
+    }
+
+    fn find(&self, name: &str) -> Option<&Registered> {
+        self.registered.iter().find(|entry| entry.name == name)
+    }
+
+    /// The listener's queue and the event types it wants.
+    #[must_use]
+    pub fn subscription(&self, name: &str) -> Option<(&ListenerQueue, &'static [&'static str])> {
+        self.find(name)
+            .map(|entry| (&entry.queue, entry.event_types))
+    }
+
+    /// Every listener's queue, to declare them all before the first event is published.
+    #[must_use]
+    pub fn queues(&self) -> Vec<ListenerQueue> {
+        self.registered
+            .iter()
+            .map(|entry| entry.queue.clone())
+            .collect()
+    }
+
+    #[must_use]
+    pub fn names(&self) -> Vec<&'static str> {
+        self.registered.iter().map(|entry| entry.name).collect()
+    }
+
+    /// What the listener's consumer has done so far.
+    #[must_use]
+    pub fn stats(&self, name: &str) -> Option<Arc<ConsumerStats>> {
+        self.find(name).map(|entry| entry.stats.clone())
+    }
+
+    /// Keeps only the listeners named in `names`.
+    ///
+    /// # Errors
+    /// When a name is not a listener's; the message lists those there are.
+    pub(crate) fn retain(&mut self, names: &[String]) -> anyhow::Result<()> {
+        if let Some(unknown) = names.iter().find(|name| self.find(name).is_none()) {
+            anyhow::bail!(
+                "there is no listener {unknown:?}; the listeners are: {}",
+                self.names().join(", ")
+            );
+        }
+        self.registered
+            .retain(|entry| names.iter().any(|name| name == entry.name));
+        Ok(())
+    }
+
+    /// Starts one consumer per listener; they run until `shutdown` is cancelled.
+    pub(crate) fn start(self, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let settings = self.settings;
+        self.registered
+            .into_iter()
+            .map(|entry| {
+                let config = ConsumerConfig {
+                    amqp_url: settings.amqp_url.clone(),
+                    exchange: settings.amqp_exchange.clone(),
+                    queue: entry.queue,
+                    event_types: entry.event_types,
+                    prefetch: settings.consumer_prefetch,
+                    retry: settings.consumer_retry.clone(),
+                    stats: entry.stats,
+                };
+                (entry.start)(config, shutdown.clone())
+            })
+            .collect()
+    }
+}
