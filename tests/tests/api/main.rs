@@ -6,6 +6,7 @@ mod proxy;
 mod accounts;
 mod audit;
 mod broker_outage;
+mod cli;
 mod consumer;
 mod idempotency;
 mod jwks;
