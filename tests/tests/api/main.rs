@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod broker_outage;
 mod consumer;
+mod contract;
 mod idempotency;
 mod jwks;
 mod openapi;
