@@ -8,6 +8,7 @@ mod audit;
 mod broker_outage;
 mod cli;
 mod consumer;
+mod contract;
 mod idempotency;
 mod jwks;
 mod openapi;
