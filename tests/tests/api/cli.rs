@@ -133,7 +133,10 @@ async fn consume_runs_only_the_named_listeners() {
         ..Options::default()
     })
     .await;
-    assert_eq!(app.register(&valid_registration("consume1")).await.status(), 201);
+    assert_eq!(
+        app.register(&valid_registration("consume1")).await.status(),
+        201
+    );
     app.wait_for_empty_outbox(WAIT).await;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

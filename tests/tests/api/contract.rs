@@ -184,18 +184,57 @@ fn the_asyncapi_document_points_at_the_schema_and_names_the_default_topology() {
     let published_to = resolve(&operation("send")["channel"]);
     let amqp = &published_to["bindings"]["amqp"];
     assert_eq!(amqp["is"], "routingKey");
-    assert_eq!(
-        amqp["exchange"]["name"],
-        defaults.topology.exchange.as_str()
-    );
+    assert_eq!(amqp["exchange"]["name"], defaults.amqp_exchange.as_str());
     assert_eq!(amqp["exchange"]["type"], "topic");
     assert_eq!(amqp["exchange"]["durable"], true);
     assert_eq!(
         published_to["address"],
-        defaults.topology.routing_key.as_str(),
+        defaults.amqp_routing_key.as_str(),
         "the address of a routingKey channel is the routing key"
     );
 
     let consumed_from = resolve(&operation("receive")["channel"]);
     assert_eq!(consumed_from["bindings"]["amqp"]["is"], "queue");
+    assert_eq!(
+        consumed_from["bindings"]["amqp"]["queue"]["name"],
+        defaults.amqp_queue.as_str()
+    );
+}
+
+#[tokio::test]
+async fn published_headers_match_the_asyncapi_document() {
+    let app = spawn_app().await;
+    app.registered("alice").await;
+    let published = app.next_published(WAIT).await.expect("the event");
+    let headers: serde_json::Map<String, Value> = published
+        .properties
+        .headers()
+        .clone()
+        .expect("headers")
+        .inner()
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                lapin::types::AMQPValue::LongString(text) => Value::from(text.to_string()),
+                other => Value::from(format!("{other:?}")),
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    let document = read_json(Path::new(ASYNCAPI_PATH));
+    let schema = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&document["components"]["messages"]["UserRegistered"]["headers"])
+        .expect("the headers schema compiles");
+    let headers = Value::Object(headers);
+    let errors = violations(&schema, &headers);
+    assert!(
+        errors.is_empty(),
+        "{headers}\nbreaks the headers schema:\n{}",
+        errors.join("\n")
+    );
+    assert!(
+        !violations(&schema, &json!({"cloudEvents:id": "x"})).is_empty(),
+        "the headers schema is not vacuous"
+    );
 }
