@@ -100,6 +100,11 @@ impl EventListener for RecordingListener {
     }
 }
 
+type Stopper = (
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::mpsc::Receiver<()>,
+);
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -113,6 +118,8 @@ pub struct TestApp {
     pub channel: Channel,
     pub proxy: Option<TcpProxy>,
     observer_queue: String,
+    /// Other instances of the service: how to stop them, and word that they have.
+    siblings: std::sync::Mutex<Vec<Stopper>>,
     /// Queues a test declared for itself, deleted with the rest.
     extra_queues: std::sync::Mutex<Vec<String>>,
     database: String,
@@ -241,6 +248,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         proxy,
         observer_queue,
         extra_queues: std::sync::Mutex::default(),
+        siblings: std::sync::Mutex::default(),
         database,
         handled: Mutex::new(handled),
         stop: Some(stop),
@@ -310,17 +318,27 @@ impl Published {
 
 impl TestApp {
     /// A second instance of the service sharing this one's database and broker, as behind a
-    /// load balancer. Its address is returned; it runs until the test ends.
+    /// load balancer: its own relay, and consumers for the built-in listeners competing with
+    /// this one's. Its address is returned; it stops with the test.
     pub async fn spawn_sibling(&self) -> String {
-        let settings = Settings {
-            consumer_enabled: false,
-            ..self.settings.clone()
-        };
-        let sibling = Application::build(settings)
+        let sibling = Application::build(self.settings.clone())
             .await
             .expect("the sibling starts");
         let address = format!("http://{}", sibling.local_addr());
-        tokio::spawn(sibling.run_until_stopped(std::future::pending()));
+        let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
+        let (stopped_sender, stopped) = std::sync::mpsc::channel::<()>();
+        tokio::spawn(async move {
+            let _ = sibling
+                .run_until_stopped(async {
+                    let _ = stop_requested.await;
+                })
+                .await;
+            let _ = stopped_sender.send(());
+        });
+        self.siblings
+            .lock()
+            .expect("not poisoned")
+            .push((stop, stopped));
         address
     }
 
@@ -540,13 +558,24 @@ impl Drop for TestApp {
         // Stop the service first, or its consumer would declare the queue again. On a
         // single-threaded test runtime it cannot run while this drop does, so there is
         // nothing to wait for.
+        let siblings =
+            std::mem::take(&mut *self.siblings.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut waiting = Vec::new();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-            let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-                handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-            });
-            if multi_threaded {
-                let _ = self.stopped.recv_timeout(Duration::from_secs(5));
+            waiting.push(&self.stopped);
+        }
+        let (stops, stopped): (Vec<_>, Vec<_>) = siblings.into_iter().unzip();
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        waiting.extend(stopped.iter());
+        let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if multi_threaded {
+            for stopped in waiting {
+                let _ = stopped.recv_timeout(Duration::from_secs(5));
             }
         }
         let cleanup = Cleanup {
