@@ -1,8 +1,8 @@
 //! The service's AMQP consumer: valid events are handled and acked, failing ones retried, invalid
 //! and hopeless ones dead-lettered.
 use crate::helpers::{
-    Options, POISON_USERNAME, RECORDER, TestApp, poll_until, spawn_app, spawn_app_with,
-    valid_registration,
+    HELD_PREFIX, Options, POISON_USERNAME, RECORDER, TestApp, poll_until, spawn_app,
+    spawn_app_with, valid_registration,
 };
 use application::IncomingEvent;
 use application::RetryPolicy;
@@ -156,4 +156,84 @@ async fn next_dead_letter(app: &TestApp) -> (Vec<u8>, FieldTable) {
         .clone()
         .expect("dead letters carry headers");
     (message.delivery.data.clone(), headers)
+}
+
+#[tokio::test]
+async fn a_backlog_stays_in_the_broker_beyond_the_prefetch() {
+    const PREFETCH: u16 = 5;
+    const BACKLOG: u32 = 60;
+    let app = spawn_app_with(Options {
+        consumer_prefetch: Some(PREFETCH),
+        ..Options::default()
+    })
+    .await;
+    for n in 0..BACKLOG {
+        let body = format!(
+            r#"{{"event":"user.registered","data":{{"id":"{}","email":"{HELD_PREFIX}{n}@example.com","username":"{HELD_PREFIX}{n}","createdAt":"2025-10-19T16:37:15.123Z"}},"timestamp":"2025-10-19T16:37:15.456Z"}}"#,
+            uuid::Uuid::new_v4()
+        );
+        let properties =
+            BasicProperties::default().with_message_id(uuid::Uuid::new_v4().to_string().into());
+        app.publish_to_exchange(body.as_bytes(), properties).await;
+    }
+
+    // The listener holds the first event; the consumer may hold PREFETCH, the broker the rest.
+    let queue = app.queue_of(RECORDER);
+    let expected = BACKLOG - u32::from(PREFETCH);
+    let bounded = poll_until(WAIT, || async {
+        (app.ready_in(&queue).await == expected).then_some(())
+    })
+    .await;
+    let ready = app.ready_in(&queue).await;
+    println!("backlog {BACKLOG}, prefetch {PREFETCH}: {ready} still in the broker");
+    assert!(bounded.is_some(), "{ready} ready, expected {expected}");
+
+    app.release_held.send_replace(true);
+    let stats = app.recorder_stats.clone();
+    let drained = poll_until(WAIT, || async {
+        (stats.handled() == u64::from(BACKLOG)).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "handled {}", stats.handled());
+}
+
+#[tokio::test]
+async fn a_consumer_whose_queue_is_deleted_declares_it_again_and_carries_on() {
+    let app = spawn_app().await;
+    let queue = app.queue_of(RECORDER);
+    app.fresh_channel()
+        .await
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .expect("delete the queue under the consumer");
+
+    // The broker cancels the consumer; it reconnects and declares its queue again.
+    let consumers = || async {
+        let declared = app
+            .fresh_channel()
+            .await
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..lapin::options::QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()?;
+        (declared.consumer_count() == 1).then_some(())
+    };
+    assert!(
+        poll_until(WAIT, consumers).await.is_some(),
+        "the queue is back, with its consumer"
+    );
+    app.registered("afterwards").await;
+    let Some(IncomingEvent::UserRegistered(event)) = app.next_handled(WAIT).await else {
+        panic!("events flow again")
+    };
+    assert_eq!(event.username.as_ref(), "afterwards");
 }

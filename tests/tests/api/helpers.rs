@@ -68,7 +68,14 @@ async fn start_containers() -> Services {
 
 /// A listener the tests add to the service (one line of wiring, as the README shows): it
 /// records every event its consumer hands it, and fails on purpose for [`POISON_USERNAME`].
-struct RecordingListener(mpsc::UnboundedSender<IncomingEvent>);
+struct RecordingListener {
+    handled: mpsc::UnboundedSender<IncomingEvent>,
+    /// Events of users named `held...` wait in the handler until this turns true.
+    release_held: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A username prefix that makes the test listener hold the event until the test releases it.
+pub const HELD_PREFIX: &str = "held";
 
 /// The test listener's name, hence its queue `test.<id>.recorder`.
 pub const RECORDER: &str = "recorder";
@@ -94,8 +101,12 @@ impl EventListener for RecordingListener {
                 registered.username.as_ref() != POISON_USERNAME,
                 "the test listener refuses {POISON_USERNAME}"
             );
+            if registered.username.as_ref().starts_with(HELD_PREFIX) {
+                let mut release = self.release_held.clone();
+                let _ = release.wait_for(|released| *released).await;
+            }
         }
-        let _ = self.0.send(event.clone());
+        let _ = self.handled.send(event.clone());
         LogEvents.handle(event).await
     }
 }
@@ -118,6 +129,8 @@ pub struct TestApp {
     pub channel: Channel,
     pub proxy: Option<TcpProxy>,
     observer_queue: String,
+    /// Lets the test listener finish the events it holds.
+    pub release_held: tokio::sync::watch::Sender<bool>,
     /// Other instances of the service: how to stop them, and word that they have.
     siblings: std::sync::Mutex<Vec<Stopper>>,
     /// Queues a test declared for itself, deleted with the rest.
@@ -147,6 +160,8 @@ pub struct Options {
     pub outbox_poll_interval: Option<Duration>,
     /// Start no consumers (the relay still runs), as an API-only instance.
     pub consumers_disabled: bool,
+    /// Overrides the consumers' prefetch (default 32).
+    pub consumer_prefetch: Option<u16>,
     /// Overrides the listeners' queue type (default classic).
     pub queue_type: Option<adapters::QueueType>,
 }
@@ -178,6 +193,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         amqp_queue: format!("test.{unique}.topic_validateJSON"),
         amqp_queue_prefix: format!("test.{unique}."),
         amqp_queue_type: options.queue_type.unwrap_or_default(),
+        consumer_prefetch: options
+            .consumer_prefetch
+            .unwrap_or(defaults.consumer_prefetch),
         consumer_retry: options
             .consumer_retry
             .unwrap_or(defaults.consumer_retry.clone()),
@@ -214,8 +232,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .expect("declare the service's topology");
 
     let (sender, handled) = mpsc::unbounded_channel();
+    let (release_held, held) = tokio::sync::watch::channel(false);
     let app = Application::build_with_listeners(settings.clone(), |listeners| {
-        listeners.add(RecordingListener(sender));
+        listeners.add(RecordingListener {
+            handled: sender,
+            release_held: held,
+        });
     })
     .await
     .expect("the service starts");
@@ -247,6 +269,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         channel,
         proxy,
         observer_queue,
+        release_held,
         extra_queues: std::sync::Mutex::default(),
         siblings: std::sync::Mutex::default(),
         database,
@@ -475,6 +498,23 @@ impl TestApp {
             .create_channel()
             .await
             .expect("open a channel")
+    }
+
+    /// Messages waiting in `queue` that no consumer holds.
+    pub async fn ready_in(&self, queue: &str) -> u32 {
+        self.fresh_channel()
+            .await
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("the queue exists")
+            .message_count()
     }
 
     /// The queue of the named listener.
