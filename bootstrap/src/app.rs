@@ -148,8 +148,9 @@ impl Application {
             .and_then(|addr| addr.as_socket_addr())
             .context("the HTTP listener has no socket address")?;
 
-        let mut listeners = Listeners::of(&settings, &pool);
+        let mut listeners = Listeners::of(&settings, &pool)?;
         add(&mut listeners);
+        listeners.check()?;
         let limits = Arc::new(RateLimits::new(settings.rate_limits));
         Ok(Self {
             acceptor,

@@ -68,7 +68,7 @@ pub async fn replay(
     since: Option<Timestamp>,
 ) -> anyhow::Result<u64> {
     let pool = connect_database(&settings.database_url, 2).await?;
-    let listeners = Listeners::of(settings, &pool);
+    let listeners = Listeners::of(settings, &pool)?;
     let Some((queue, event_types)) = listeners.subscription(listener) else {
         anyhow::bail!(
             "there is no listener {listener:?}; the listeners are: {}",
@@ -111,5 +111,5 @@ pub async fn replay(
 
 async fn built_in_listeners(settings: &Settings) -> anyhow::Result<Listeners> {
     let pool = connect_database(&settings.database_url, settings.database_max_connections).await?;
-    Ok(Listeners::of(settings, &pool))
+    Listeners::of(settings, &pool)
 }

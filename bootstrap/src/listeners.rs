@@ -45,23 +45,20 @@ impl Listeners {
     }
 
     /// The built-in listeners.
-    pub(crate) fn of(settings: &Settings, pool: &PgPool) -> Self {
+    ///
+    /// # Errors
+    /// When two would share a queue (see [`Listeners::check`]).
+    pub(crate) fn of(settings: &Settings, pool: &PgPool) -> anyhow::Result<Self> {
         let mut listeners = Self::new(settings);
         built_in(&mut listeners, pool);
-        listeners
+        listeners.check()?;
+        Ok(listeners)
     }
 
-    /// Runs `listener` on its own queue.
-    ///
-    /// # Panics
-    /// When another listener has the same name: that is a wiring mistake, and two listeners
-    /// sharing a queue would take each other's messages.
+    /// Runs `listener` on its own queue. Two listeners with one name, or one queue, are
+    /// refused when the service is built (see [`Listeners::check`]).
     pub fn add<L: EventListener>(&mut self, listener: L) -> &mut Self {
         let name = listener.name();
-        assert!(
-            self.find(name).is_none(),
-            "two listeners are named {name:?}; each needs a queue of its own"
-        );
         let listener = Arc::new(listener);
         self.registered.push(Registered {
             name,
@@ -73,6 +70,29 @@ impl Listeners {
             }),
         });
         self
+    }
+
+    /// Every listener must have a queue of its own: two sharing one would take each other's
+    /// messages.
+    ///
+    /// # Errors
+    /// Names the two listeners and the queue they would share.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        for (index, entry) in self.registered.iter().enumerate() {
+            let clash = self.registered[..index]
+                .iter()
+                .find(|other| other.name == entry.name || other.queue.name == entry.queue.name);
+            if let Some(other) = clash {
+                anyhow::bail!(
+                    "listeners {:?} and {:?} would share queue {:?}; give them distinct names, \
+                     or change AMQP_QUEUE or AMQP_QUEUE_PREFIX",
+                    other.name,
+                    entry.name,
+                    entry.queue.name
+                );
+            }
+        }
+        Ok(())
     }
 
     fn find(&self, name: &str) -> Option<&Registered> {

@@ -19,3 +19,22 @@ async fn an_unreachable_database_is_named_in_one_line() {
     );
     assert!(!message.contains('\n'), "{message}");
 }
+
+#[tokio::test]
+async fn two_listeners_on_one_queue_stop_start_up() {
+    let app = crate::helpers::spawn_app().await;
+    let settings = Settings {
+        // The log listener's queue would be the audit listener's too.
+        amqp_queue: format!("{}audit", app.settings.amqp_queue_prefix),
+        ..app.settings.clone()
+    };
+    let Err(error) = Application::build(settings).await else {
+        panic!("start-up must fail when two listeners share a queue");
+    };
+    let message = format!("{error:#}");
+    assert!(
+        message.contains(r#"listeners "log" and "audit" would share queue"#),
+        "{message}"
+    );
+    assert!(message.contains("AMQP_QUEUE"), "{message}");
+}
