@@ -56,6 +56,11 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
         stats.dead_lettered(),
         stats.handled()
     );
+    println!(
+        "malformed: dead-lettered {}, handled {}",
+        stats.dead_lettered(),
+        stats.handled()
+    );
     assert_eq!(
         stats.dead_lettered(),
         2,
@@ -105,6 +110,12 @@ async fn a_failing_listener_is_retried_with_delays_then_dead_lettered() {
     assert!(
         settled.is_some(),
         "retried {} dead-lettered {} handled {}",
+        stats.retried(),
+        stats.dead_lettered(),
+        stats.handled()
+    );
+    println!(
+        "poison: retried {}, dead-lettered {}, handled {}",
         stats.retried(),
         stats.dead_lettered(),
         stats.handled()
