@@ -1,6 +1,6 @@
 //! Password hashing with argon2id, off the async runtime.
 use anyhow::Context;
-use application::PasswordHasher;
+use application::{Overloaded, PasswordHasher};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash as Phc;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
@@ -13,32 +13,51 @@ use tokio::sync::Semaphore;
 pub struct Argon2PasswordHasher {
     /// Verified against when an account does not exist, so that sign-in costs the same.
     dummy: Arc<OnceLock<String>>,
-    /// One hash per core at a time. More would not finish sooner, and each holds 19 MiB:
-    /// unbounded, a burst of a few hundred sign-ups would take gigabytes.
+    /// Hashes running at once (default: one per core). More would not finish sooner, and
+    /// each holds 19 MiB: unbounded, a burst of a few hundred sign-ups would take gigabytes.
     permits: Arc<Semaphore>,
+    /// Hashes running or waiting. When it is full a request is refused at once
+    /// ([`Overloaded`]) instead of waiting ever longer behind the others.
+    admitted: Arc<Semaphore>,
 }
 
 impl Default for Argon2PasswordHasher {
     fn default() -> Self {
-        Self::new()
+        Self::new(cores(), DEFAULT_WAITING)
     }
 }
 
+/// Hashes that may wait for a core: with one per core running, a waiting request is served
+/// within about `waiting / cores` hash times (~200 ms on 2 cores).
+pub const DEFAULT_WAITING: usize = 16;
+
+/// The cores this process may use.
+#[must_use]
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 impl Argon2PasswordHasher {
+    /// At most `concurrency` hashes at once (at least 1) and `waiting` more in line.
     #[must_use]
-    pub fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    pub fn new(concurrency: usize, waiting: usize) -> Self {
+        let concurrency = concurrency.max(1);
         Self {
             dummy: Arc::new(OnceLock::new()),
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency.saturating_add(waiting))),
         }
     }
 
-    /// Waits for a free core, then runs `work` on the blocking pool.
+    /// Waits for a free core, then runs `work` on the blocking pool; refuses at once when
+    /// the line is full.
     async fn bounded<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
+        let Ok(admission) = self.admitted.clone().try_acquire_owned() else {
+            return Err(Overloaded.into());
+        };
         let permit = self
             .permits
             .clone()
@@ -46,7 +65,7 @@ impl Argon2PasswordHasher {
             .await
             .context("hashing pool closed")?;
         off_the_runtime(move || {
-            let _permit = permit;
+            let _held = (admission, permit);
             work()
         })
         .await
@@ -111,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn produces_a_salted_argon2id_hash_that_verifies() {
-        let hasher = Argon2PasswordHasher::new();
+        let hasher = Argon2PasswordHasher::default();
         let first = hasher.hash(password("correct horse")).await.unwrap();
         let second = hasher.hash(password("correct horse")).await.unwrap();
 
@@ -133,7 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_an_account_nothing_verifies_not_even_the_dummy_password() {
-        let hasher = Argon2PasswordHasher::new();
+        let hasher = Argon2PasswordHasher::default();
         assert!(
             !hasher
                 .verify(password("registrar dummy password"), None)
@@ -156,7 +175,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
-        Argon2PasswordHasher::new()
+        Argon2PasswordHasher::default()
             .hash(password("correct horse"))
             .await
             .unwrap();
@@ -171,7 +190,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_hashes_run_at_once_than_there_are_cores() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let hasher = Argon2PasswordHasher::new();
+        let hasher = Argon2PasswordHasher::default();
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let jobs = (0..cores * 4).map(|_| {
@@ -194,6 +213,42 @@ mod tests {
             peak.load(Ordering::SeqCst) <= cores,
             "peak {} > {cores}",
             peak.load(Ordering::SeqCst)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_line_is_refused_at_once_instead_of_waiting() {
+        let hasher = Argon2PasswordHasher::new(1, 1);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(released));
+        // One running (blocked until released), one waiting: the line is full.
+        let running = {
+            let (hasher, released) = (hasher.clone(), released.clone());
+            tokio::spawn(async move {
+                hasher
+                    .bounded(move || {
+                        let _ = released.lock().unwrap().recv();
+                    })
+                    .await
+            })
+        };
+        let waiting = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.bounded(|| ()).await })
+        };
+        // Until both are admitted, a third may still get in: wait for the line to fill.
+        while hasher.admitted.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = hasher.bounded(|| ()).await.unwrap_err();
+        assert!(application::is_overloaded(&refused), "{refused:#}");
+
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        waiting.await.unwrap().unwrap();
+        assert!(
+            hasher.bounded(|| ()).await.is_ok(),
+            "admitted again once free"
         );
     }
 }

@@ -14,7 +14,7 @@ mod rabbitmq;
 mod refresh_tokens;
 mod system;
 
-pub use argon2_hasher::Argon2PasswordHasher;
+pub use argon2_hasher::{Argon2PasswordHasher, DEFAULT_WAITING, cores};
 pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
 pub use postgres::{OUTBOX_CHANNEL, connect_database};
 pub use postgres_audit::PostgresAuditLog;

@@ -13,12 +13,16 @@ pub const OUTBOX_CHANNEL: &str = "registrar_outbox";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to the database at `url`, creates it if it does not exist, and runs the embedded
-/// migrations.
+/// migrations. Waiting for a pooled connection gives up after `acquire_timeout`.
 ///
 /// # Errors
 /// When PostgreSQL cannot be reached (the message names the host), the database cannot be
 /// created, or a migration fails.
-pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub async fn connect_database(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let options =
         PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
     let server = format!("{}:{}", options.get_host(), options.get_port());
@@ -42,7 +46,8 @@ pub async fn connect_database(url: &str, max_connections: u32) -> anyhow::Result
     ]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        // A request that cannot get a connection soon is answered 503, not left hanging.
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(flatten)

@@ -108,8 +108,12 @@ impl Application {
         settings: Settings,
         add: impl FnOnce(&mut Listeners),
     ) -> anyhow::Result<Self> {
-        let pool =
-            connect_database(&settings.database_url, settings.database_max_connections).await?;
+        let pool = connect_database(
+            &settings.database_url,
+            settings.database_max_connections,
+            settings.database_acquire_timeout,
+        )
+        .await?;
         let (signing_key, key_material) = signing_key(&settings)?;
         let tokens = token_issuer(&settings, signing_key)?;
         let well_known = WellKnownApi::new(tokens.public_keys());
@@ -120,7 +124,10 @@ impl Application {
         let accounts: Accounts<ProductionPorts> = Accounts::new(
             PortSet {
                 users: PostgresUserRepository::new(pool.clone()),
-                hasher: Argon2PasswordHasher::new(),
+                hasher: Argon2PasswordHasher::new(
+                    settings.hash_concurrency,
+                    settings.hash_queue_size,
+                ),
                 tokens,
                 sessions: PostgresSessionStore::new(pool.clone()),
                 refresh_tokens: HmacRefreshTokens::derived_from(

@@ -38,7 +38,7 @@ pub async fn consume(
 /// # Errors
 /// When PostgreSQL is unreachable or a migration fails.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    connect_database(&settings.database_url, 2).await?;
+    connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
     Ok(())
 }
 
@@ -47,7 +47,8 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// # Errors
 /// When PostgreSQL is unreachable.
 pub async fn outbox_status(settings: &Settings) -> anyhow::Result<OutboxStatus> {
-    let pool = connect_database(&settings.database_url, 2).await?;
+    let pool =
+        connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
     relay_outbox(&pool).status().await
 }
 
@@ -67,7 +68,8 @@ pub async fn replay(
     listener: &str,
     since: Option<Timestamp>,
 ) -> anyhow::Result<u64> {
-    let pool = connect_database(&settings.database_url, 2).await?;
+    let pool =
+        connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
     let listeners = Listeners::of(settings, &pool)?;
     let Some((queue, event_types)) = listeners.subscription(listener) else {
         anyhow::bail!(
@@ -110,6 +112,11 @@ pub async fn replay(
 }
 
 async fn built_in_listeners(settings: &Settings) -> anyhow::Result<Listeners> {
-    let pool = connect_database(&settings.database_url, settings.database_max_connections).await?;
+    let pool = connect_database(
+        &settings.database_url,
+        settings.database_max_connections,
+        settings.database_acquire_timeout,
+    )
+    .await?;
     Listeners::of(settings, &pool)
 }

@@ -13,6 +13,12 @@ use std::time::Duration;
 pub struct Settings {
     pub database_url: String,
     pub database_max_connections: u32,
+    /// How long a request waits for a free database connection before it gets 503.
+    pub database_acquire_timeout: Duration,
+    /// Password hashes computed at once.
+    pub hash_concurrency: usize,
+    /// Password hashes that may wait for a free slot; beyond that, 503 at once.
+    pub hash_queue_size: usize,
     pub amqp_url: String,
     /// The durable topic exchange events are published to.
     pub amqp_exchange: String,
@@ -56,6 +62,9 @@ impl Default for Settings {
         Self {
             database_url: "postgres://postgres@127.0.0.1:5432/registrar".into(),
             database_max_connections: 10,
+            database_acquire_timeout: Duration::from_secs(2),
+            hash_concurrency: adapters::cores(),
+            hash_queue_size: adapters::DEFAULT_WAITING,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             amqp_exchange: "topic_validateJSON".into(),
             amqp_routing_key: "topic_validateJSON".into(),
@@ -120,6 +129,16 @@ impl Settings {
                 .map(|raw| parse("DATABASE_MAX_CONNECTIONS", &raw))
                 .transpose()?
                 .unwrap_or(d.database_max_connections),
+            database_acquire_timeout: parsed("DATABASE_ACQUIRE_TIMEOUT_MS")?
+                .map_or(d.database_acquire_timeout, Duration::from_millis),
+            hash_concurrency: lookup("HASH_CONCURRENCY")
+                .map(|raw| parse("HASH_CONCURRENCY", &raw))
+                .transpose()?
+                .unwrap_or(d.hash_concurrency),
+            hash_queue_size: lookup("HASH_QUEUE_SIZE")
+                .map(|raw| parse("HASH_QUEUE_SIZE", &raw))
+                .transpose()?
+                .unwrap_or(d.hash_queue_size),
             amqp_url: text("AMQP_URL", d.amqp_url),
             amqp_exchange: text("AMQP_EXCHANGE", d.amqp_exchange),
             amqp_routing_key: text("AMQP_ROUTING_KEY", d.amqp_routing_key),
@@ -206,7 +225,22 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 17] = [
+        let rules: [(&'static str, bool, &str); 20] = [
+            (
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                (10..=60_000).contains(&self.database_acquire_timeout.as_millis()),
+                "must be 10 to 60000",
+            ),
+            (
+                "HASH_CONCURRENCY",
+                (1..=1024).contains(&self.hash_concurrency),
+                "must be 1 to 1024",
+            ),
+            (
+                "HASH_QUEUE_SIZE",
+                self.hash_queue_size <= 100_000,
+                "must be at most 100000 (0 refuses whatever finds every slot busy)",
+            ),
             (
                 "AMQP_DELIVERY_LIMIT",
                 self.amqp_delivery_limit >= 1,

@@ -43,7 +43,7 @@ async fn timed<F: std::future::Future<Output = reqwest::Response>>(
 
 #[tokio::main]
 async fn main() {
-    let hasher = Argon2PasswordHasher::new();
+    let hasher = Argon2PasswordHasher::default();
     let mut hashes = Vec::new();
     for _ in 0..ROUNDS {
         let started = Instant::now();

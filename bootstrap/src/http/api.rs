@@ -1,7 +1,7 @@
 //! The auth endpoints. Each operation has its own response enum, so the spec lists exactly
 //! the answers it can give.
 use super::bodies::{LoginRequest, MeBody, RefreshRequest, RegisterRequest, SessionBody};
-use super::problem::{FieldProblem, Problem};
+use super::problem::{FieldProblem, Problem, ServerFailure};
 use super::rate_limit::{Limited, RateLimits};
 use application::{
     AuthError, LogInCommand, LogInError, RefreshError, RegisterUserCommand, RegisterUserError,
@@ -130,6 +130,9 @@ enum RegisterResponse {
     /// `Retry-After` seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
+    /// The service is at capacity (`SERVICE_UNAVAILABLE`): retry after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side (`INTERNAL_ERROR`); the body has a request id to quote.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -187,7 +190,7 @@ impl From<RegisterUserError> for RegisterResponse {
                     "this Idempotency-Key was used for a different request",
                 )))
             }
-            RegisterUserError::Unexpected(error) => Self::Internal(json(Problem::internal(&error))),
+            RegisterUserError::Unexpected(error) => Self::from_unexpected(&error),
         }
     }
 }
@@ -216,6 +219,9 @@ enum SessionResponse {
     /// `Retry-After` seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
+    /// The service is at capacity (`SERVICE_UNAVAILABLE`): retry after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side (`INTERNAL_ERROR`).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -239,7 +245,7 @@ impl From<LogInError> for SessionResponse {
                 "INVALID_CREDENTIALS",
                 "the email or username and password do not match an account",
             ))),
-            LogInError::Unexpected(error) => Self::Internal(json(Problem::internal(&error))),
+            LogInError::Unexpected(error) => Self::from_unexpected(&error),
         }
     }
 }
@@ -257,7 +263,7 @@ impl From<RefreshError> for SessionResponse {
                 "TOKEN_REVOKED",
                 "the refresh token was already used; the session is revoked, sign in again",
             ))),
-            RefreshError::Unexpected(error) => Self::Internal(json(Problem::internal(&error))),
+            RefreshError::Unexpected(error) => Self::from_unexpected(&error),
         }
     }
 }
@@ -273,6 +279,9 @@ enum MeResponse {
     /// was revoked by a logout (`TOKEN_REVOKED`).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The service is at capacity (`SERVICE_UNAVAILABLE`): retry after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side (`INTERNAL_ERROR`).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -288,6 +297,9 @@ enum LogoutResponse {
     /// was already revoked (`TOKEN_REVOKED`).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The service is at capacity (`SERVICE_UNAVAILABLE`): retry after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side (`INTERNAL_ERROR`).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -332,7 +344,7 @@ impl From<AuthError> for MeResponse {
     fn from(error: AuthError) -> Self {
         match (unauthorized(&error), error) {
             (Some(problem), _) => Self::Unauthorized(json(problem), INVALID_TOKEN_CHALLENGE.into()),
-            (None, AuthError::Unexpected(error)) => Self::Internal(json(Problem::internal(&error))),
+            (None, AuthError::Unexpected(error)) => Self::from_unexpected(&error),
             (None, _) => unreachable!("every other error is unauthorized"),
         }
     }
@@ -342,7 +354,7 @@ impl From<AuthError> for LogoutResponse {
     fn from(error: AuthError) -> Self {
         match (unauthorized(&error), error) {
             (Some(problem), _) => Self::Unauthorized(json(problem), INVALID_TOKEN_CHALLENGE.into()),
-            (None, AuthError::Unexpected(error)) => Self::Internal(json(Problem::internal(&error))),
+            (None, AuthError::Unexpected(error)) => Self::from_unexpected(&error),
             (None, _) => unreachable!("every other error is unauthorized"),
         }
     }
@@ -479,5 +491,45 @@ impl AccountService for SpecOnly {
     }
     async fn log_out(&self, _: &str) -> Result<(), AuthError> {
         Err(spec_only().into())
+    }
+}
+
+impl ServerFailure for RegisterResponse {
+    fn unavailable(problem: Json<Problem>, retry_after: u64) -> Self {
+        Self::Unavailable(problem, retry_after)
+    }
+
+    fn internal(problem: Json<Problem>) -> Self {
+        Self::Internal(problem)
+    }
+}
+
+impl ServerFailure for SessionResponse {
+    fn unavailable(problem: Json<Problem>, retry_after: u64) -> Self {
+        Self::Unavailable(problem, retry_after)
+    }
+
+    fn internal(problem: Json<Problem>) -> Self {
+        Self::Internal(problem)
+    }
+}
+
+impl ServerFailure for MeResponse {
+    fn unavailable(problem: Json<Problem>, retry_after: u64) -> Self {
+        Self::Unavailable(problem, retry_after)
+    }
+
+    fn internal(problem: Json<Problem>) -> Self {
+        Self::Internal(problem)
+    }
+}
+
+impl ServerFailure for LogoutResponse {
+    fn unavailable(problem: Json<Problem>, retry_after: u64) -> Self {
+        Self::Unavailable(problem, retry_after)
+    }
+
+    fn internal(problem: Json<Problem>) -> Self {
+        Self::Internal(problem)
     }
 }

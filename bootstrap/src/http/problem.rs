@@ -3,6 +3,7 @@ use poem::http::StatusCode;
 use poem::web::Json;
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
+use poem_openapi::payload::Json as OpenApiJson;
 use std::any::Any;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -64,6 +65,15 @@ impl Problem {
         }
     }
 
+    /// A 503: a bounded resource (password hashing, database connections) is full.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the service is at capacity; retry after Retry-After seconds",
+        )
+    }
+
     /// The code for an error poem or poem-openapi raised before our handler ran.
     pub fn from_framework(status: StatusCode, message: String) -> Self {
         let code = match status {
@@ -85,6 +95,34 @@ impl Problem {
             .with_status(status)
             .with_content_type(PROBLEM_JSON)
             .into_response()
+    }
+}
+
+/// Seconds a client is asked to wait when the service is at capacity: a hash takes tens of
+/// milliseconds, so the line moves quickly.
+pub const RETRY_AFTER_AT_CAPACITY: u64 = 1;
+
+/// Whether an unexpected error means "at capacity" (503) rather than "broken" (500).
+pub fn at_capacity(error: &anyhow::Error) -> bool {
+    application::is_overloaded(error)
+        || error
+            .chain()
+            .any(|cause| matches!(cause.downcast_ref(), Some(sqlx::Error::PoolTimedOut)))
+}
+
+/// The answers an operation gives when something fails on our side: 503 when the service is
+/// at capacity, 500 otherwise.
+pub trait ServerFailure: Sized {
+    fn unavailable(problem: OpenApiJson<Problem>, retry_after: u64) -> Self;
+    fn internal(problem: OpenApiJson<Problem>) -> Self;
+
+    fn from_unexpected(error: &anyhow::Error) -> Self {
+        if at_capacity(error) {
+            tracing::debug!(error = format!("{error:#}"), "at capacity; answered 503");
+            Self::unavailable(OpenApiJson(Problem::unavailable()), RETRY_AFTER_AT_CAPACITY)
+        } else {
+            Self::internal(OpenApiJson(Problem::internal(error)))
+        }
     }
 }
 

@@ -160,6 +160,8 @@ pub struct Options {
     pub outbox_poll_interval: Option<Duration>,
     /// Start no consumers (the relay still runs), as an API-only instance.
     pub consumers_disabled: bool,
+    /// Changes any other setting, last.
+    pub adjust: Option<fn(&mut Settings)>,
     /// Overrides the consumers' prefetch (default 32).
     pub consumer_prefetch: Option<u16>,
     /// Overrides the listeners' queue type (default classic).
@@ -186,7 +188,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         None => services.amqp_url.clone(),
     };
     let defaults = Settings::default();
-    let settings = Settings {
+    let mut settings = Settings {
         database_url: with_database(&services.postgres_url, &database),
         amqp_url,
         amqp_exchange: format!("test.{unique}.topic_validateJSON"),
@@ -217,6 +219,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         }),
         ..defaults
     };
+
+    if let Some(adjust) = options.adjust {
+        adjust(&mut settings);
+    }
 
     // The observer queue is bound before the service starts, so it sees every event.
     let connection = Connection::connect(&services.amqp_url, ConnectionProperties::default())

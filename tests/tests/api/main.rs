@@ -5,6 +5,7 @@ mod proxy;
 
 mod accounts;
 mod audit;
+mod back_pressure;
 mod broker_outage;
 mod cli;
 mod consumer;

@@ -1,5 +1,5 @@
 //! `POST /auth/register` through real HTTP, PostgreSQL and RabbitMQ.
-use crate::helpers::{JWT_SECRET, spawn_app, valid_registration};
+use crate::helpers::{JWT_SECRET, Options, spawn_app, spawn_app_with, valid_registration};
 use adapters::{JwtSettings, JwtTokenIssuer, SigningKey};
 use application::IncomingEvent;
 use futures_util::future::join_all;
@@ -133,7 +133,12 @@ async fn an_email_or_username_taken_in_another_case_is_a_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_registrations_of_one_email_make_one_account_and_one_event() {
-    let app = spawn_app().await;
+    // Room for all twenty in the hashing line: this is about the race, not back-pressure.
+    let app = spawn_app_with(Options {
+        adjust: Some(|settings| settings.hash_queue_size = 32),
+        ..Options::default()
+    })
+    .await;
     let bodies: Vec<Value> = (0..20)
         .map(|n| json!({"email": "race@example.com", "username": format!("racer{n}"), "password": "correct horse"}))
         .collect();

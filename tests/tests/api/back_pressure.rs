@@ -1,0 +1,104 @@
+//! At capacity the service says so at once (503 with Retry-After) instead of piling requests
+//! up, and loses nothing it accepted.
+use crate::helpers::{Options, TestApp, spawn_app_with, valid_registration};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Sends `count` registrations at once; returns the statuses counted, checking every 503.
+async fn register_at_once(app: &TestApp, prefix: &str, count: usize) -> BTreeMap<u16, usize> {
+    let responses: Vec<reqwest::Response> = futures_util::stream::iter(0..count)
+        .map(|n| async move {
+            app.register(&valid_registration(&format!("{prefix}{n}")))
+                .await
+        })
+        .buffer_unordered(count)
+        .collect()
+        .await;
+    let mut statuses = BTreeMap::new();
+    for response in responses {
+        let status = response.status().as_u16();
+        *statuses.entry(status).or_default() += 1;
+        if status == 503 {
+            assert_eq!(
+                response.headers()["retry-after"],
+                "1",
+                "503 says when to retry"
+            );
+            let problem: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(problem["code"], "SERVICE_UNAVAILABLE");
+        }
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_full_hashing_line_answers_503_at_once_and_accepts_the_rest() {
+    let app = spawn_app_with(Options {
+        adjust: Some(|settings| {
+            settings.hash_concurrency = 1;
+            settings.hash_queue_size = 1;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let statuses = register_at_once(&app, "burst", 24).await;
+    println!("24 registrations at once, 1 hashing + 1 waiting: {statuses:?}");
+    let created = statuses.get(&201).copied().unwrap_or_default();
+    assert!(created >= 2, "{statuses:?}");
+    assert!(
+        statuses.get(&503).copied().unwrap_or_default() >= 1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        created + statuses[&503],
+        24,
+        "nothing but 201 and 503: {statuses:?}"
+    );
+    // Refused requests left nothing behind; accepted ones lost nothing.
+    assert_eq!(app.user_count().await, created as i64);
+    app.wait_for_empty_outbox(Duration::from_secs(15)).await;
+    assert_eq!(app.drain_published().await.len(), created);
+}
+
+#[tokio::test]
+async fn an_exhausted_connection_pool_answers_503_not_a_hang_or_a_500() {
+    let app = spawn_app_with(Options {
+        adjust: Some(|settings| {
+            settings.database_max_connections = 2;
+            settings.database_acquire_timeout = Duration::from_millis(200);
+        }),
+        ..Options::default()
+    })
+    .await;
+    app.registered("pooled").await;
+
+    // Hold the users table: sign-ins that got a connection wait on the lock, holding it.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let logins = futures_util::stream::iter(0..6)
+        .map(|_| app.login("pooled", "correct horse battery staple"))
+        .buffer_unordered(6);
+    let first_answers: Vec<u16> = logins
+        .take(3)
+        .map(|response| response.status().as_u16())
+        .collect()
+        .await;
+    lock.rollback().await.unwrap();
+    println!("first answers while the pool is exhausted: {first_answers:?}");
+    assert!(
+        first_answers.iter().all(|status| *status == 503),
+        "{first_answers:?}"
+    );
+
+    // Once released, the service serves again.
+    assert_eq!(
+        app.login("pooled", "correct horse battery staple")
+            .await
+            .status(),
+        200
+    );
+}
