@@ -16,15 +16,15 @@ mod system;
 
 pub use argon2_hasher::{Argon2PasswordHasher, DEFAULT_WAITING, cores};
 pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
-pub use postgres::{OUTBOX_CHANNEL, connect_database};
+pub use postgres::{OUTBOX_CHANNEL, connect_database, database_ready};
 pub use postgres_audit::PostgresAuditLog;
 pub use postgres_idempotency::PostgresIdempotencyStore;
 pub use postgres_outbox::{OutboxStatus, OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
 pub use rabbitmq::{
-    ListenerQueue, QueueType, RabbitMqEventBus, Topology, connect_broker, dead_letter_queue,
-    declare_exchange, declare_listener_queue, declare_topology, retry_queue,
+    BrokerState, ListenerQueue, QueueType, RabbitMqEventBus, Topology, connect_broker,
+    dead_letter_queue, declare_exchange, declare_listener_queue, declare_topology, retry_queue,
 };
 pub use refresh_tokens::HmacRefreshTokens;
 pub use system::{SystemClock, UuidV7Ids};

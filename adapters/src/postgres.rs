@@ -9,6 +9,27 @@ use std::time::Duration;
 /// The NOTIFY channel on which a committed registration wakes the outbox relay.
 pub const OUTBOX_CHANNEL: &str = "registrar_outbox";
 
+/// The migrations in `adapters/migrations`, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Whether the database answers and has every migration this build knows applied.
+///
+/// # Errors
+/// Says which of the two it is not.
+pub async fn database_ready(pool: &PgPool) -> anyhow::Result<()> {
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_err(flatten)
+        .context("cannot query the database")?;
+    let known = MIGRATOR.iter().count();
+    anyhow::ensure!(
+        usize::try_from(applied).unwrap_or_default() >= known,
+        "{applied} of {known} migrations applied"
+    );
+    Ok(())
+}
+
 /// How long start-up waits for PostgreSQL before giving up with a clear message.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,7 +73,7 @@ pub async fn connect_database(
         .await
         .map_err(flatten)
         .with_context(|| format!("cannot connect to database {database:?} at {server}"))?;
-    sqlx::migrate!("./migrations")
+    MIGRATOR
         .run(&pool)
         .await
         .context("running database migrations")?;

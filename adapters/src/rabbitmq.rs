@@ -9,6 +9,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -202,6 +204,22 @@ pub fn dead_letter_queue(queue: &str) -> String {
     format!("{queue}.dlq")
 }
 
+/// Whether the last attempt to reach the broker (by the relay or a consumer) succeeded;
+/// shared with health checks and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct BrokerState(Arc<AtomicBool>);
+
+impl BrokerState {
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, connected: bool) {
+        self.0.store(connected, Ordering::Relaxed);
+    }
+}
+
 struct Publisher {
     connection: Connection,
     channel: Channel,
@@ -216,6 +234,7 @@ pub struct RabbitMqEventBus {
     /// The CloudEvents `source` of every event.
     source: String,
     publisher: Mutex<Option<Publisher>>,
+    state: BrokerState,
 }
 
 /// Where one publish goes.
@@ -228,13 +247,20 @@ enum Destination<'a> {
 
 impl RabbitMqEventBus {
     #[must_use]
-    pub fn new(url: String, topology: Topology, source: String) -> Self {
+    pub fn new(url: String, topology: Topology, source: String, state: BrokerState) -> Self {
         Self {
             url,
             topology,
             source,
             publisher: Mutex::new(None),
+            state,
         }
+    }
+
+    /// Whether the relay reaches the broker, as of its last attempt.
+    #[must_use]
+    pub fn state(&self) -> BrokerState {
+        self.state.clone()
     }
 
     async fn open(&self) -> anyhow::Result<Publisher> {
@@ -308,10 +334,12 @@ impl RabbitMqEventBus {
             .as_ref()
             .is_none_or(|p| !p.channel.status().connected())
         {
-            let opened = tokio::time::timeout(BROKER_TIMEOUT, self.open()).await;
-            *publisher = Some(opened.map_err(|_| {
-                anyhow::anyhow!("opening a channel took over {BROKER_TIMEOUT:?}")
-            })??);
+            let opened = tokio::time::timeout(BROKER_TIMEOUT, self.open())
+                .await
+                .map_err(|_| anyhow::anyhow!("opening a channel took over {BROKER_TIMEOUT:?}"))
+                .and_then(|opened| opened);
+            self.state.set(opened.is_ok());
+            *publisher = Some(opened?);
         }
         let channel = &publisher
             .as_ref()
@@ -323,6 +351,7 @@ impl RabbitMqEventBus {
         )
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("no confirms within {BROKER_TIMEOUT:?}")));
+        self.state.set(result.is_ok());
         if result.is_err() {
             // Start afresh next time; the old connection may be half dead.
             if let Some(old) = publisher.take() {

@@ -1,14 +1,14 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
 use crate::consumer::ConsumerStats;
-use crate::http::{self, AccountService, AuthApi, RateLimits, WellKnownApi};
+use crate::http::{self, AccountService, AuthApi, HealthApi, Probes, RateLimits, WellKnownApi};
 use crate::listeners::Listeners;
 use crate::maintenance::{Expiring, run_maintenance};
 use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
-    Argon2PasswordHasher, HmacRefreshTokens, JwtSettings, JwtTokenIssuer, OutboxWakeups,
-    PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore, PostgresUserRepository,
-    RabbitMqEventBus, SigningKey, SystemClock, UuidV7Ids, connect_database,
+    Argon2PasswordHasher, BrokerState, HmacRefreshTokens, JwtSettings, JwtTokenIssuer,
+    OutboxWakeups, PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore,
+    PostgresUserRepository, RabbitMqEventBus, SigningKey, SystemClock, UuidV7Ids, connect_database,
 };
 use anyhow::Context;
 use application::{
@@ -86,6 +86,7 @@ pub struct Application {
     expiring: Expiring,
     limits: Arc<RateLimits>,
     listeners: Listeners,
+    broker: BrokerState,
     consumer_enabled: bool,
     poll_interval: Duration,
 }
@@ -159,16 +160,22 @@ impl Application {
         add(&mut listeners);
         listeners.check()?;
         let limits = Arc::new(RateLimits::new(settings.rate_limits));
+        let broker = BrokerState::default();
+        let health = HealthApi::new(Probes {
+            pool: pool.clone(),
+            outbox: relay_outbox(&pool),
+            broker: broker.clone(),
+        });
         Ok(Self {
             acceptor,
             local_addr,
-            routes: http::routes(AuthApi::new(accounts, limits.clone()), well_known),
+            routes: http::routes(AuthApi::new(accounts, limits.clone()), well_known, health),
             limits,
             // Every listener's queue is declared before the first publish, even where this
             // instance runs none of them: no event misses a queue that exists.
             relay: RelayOutbox::new(
                 relay_outbox(&pool),
-                event_bus(&settings, listeners.queues()),
+                event_bus(&settings, listeners.queues(), broker.clone()),
                 settings.outbox_batch_size,
             ),
             wakeups: OutboxWakeups::new(pool.clone()),
@@ -179,6 +186,7 @@ impl Application {
                 outbox_retention: settings.outbox_retention,
             },
             listeners,
+            broker,
             consumer_enabled: settings.consumer_enabled,
             poll_interval: settings.outbox_poll_interval,
         })
@@ -213,7 +221,7 @@ impl Application {
             stop.clone(),
         ));
         let consumers = if self.consumer_enabled {
-            self.listeners.start(&stop)
+            self.listeners.start(&self.broker, &stop)
         } else {
             Vec::new()
         };
@@ -242,11 +250,13 @@ pub(crate) fn relay_outbox(pool: &sqlx::PgPool) -> PostgresOutbox {
 pub(crate) fn event_bus(
     settings: &Settings,
     queues: Vec<adapters::ListenerQueue>,
+    broker: BrokerState,
 ) -> RabbitMqEventBus {
     RabbitMqEventBus::new(
         settings.amqp_url.clone(),
         settings.topology(queues),
         settings.event_source.clone(),
+        broker,
     )
 }
 

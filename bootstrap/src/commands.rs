@@ -2,7 +2,7 @@
 use crate::app::{event_bus, relay_outbox};
 use crate::listeners::Listeners;
 use crate::settings::Settings;
-use adapters::{OutboxStatus, connect_database};
+use adapters::{BrokerState, OutboxStatus, connect_database};
 use application::{PublishOutcome, wants};
 use domain::Timestamp;
 use std::future::Future;
@@ -24,7 +24,7 @@ pub async fn consume(
     }
     tracing::info!(listeners = %listeners.names().join(", "), "consuming");
     let stop = CancellationToken::new();
-    let consumers = listeners.start(&stop);
+    let consumers = listeners.start(&BrokerState::default(), &stop);
     shutdown.await;
     stop.cancel();
     for consumer in consumers {
@@ -78,7 +78,7 @@ pub async fn replay(
         );
     };
     let outbox = relay_outbox(&pool);
-    let bus = event_bus(settings, listeners.queues());
+    let bus = event_bus(settings, listeners.queues(), BrokerState::default());
     let since = since.unwrap_or_else(|| Timestamp::from_datetime(chrono::DateTime::UNIX_EPOCH));
     let mut after = 0;
     let mut replayed = 0;

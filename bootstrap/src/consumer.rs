@@ -2,8 +2,8 @@
 //! hands valid events to an application listener and acknowledges them.
 use crate::backoff::{next_pause, reconnect_backoff};
 use adapters::{
-    ListenerQueue, connect_broker, dead_letter_queue, declare_exchange, declare_listener_queue,
-    retry_queue,
+    BrokerState, ListenerQueue, connect_broker, dead_letter_queue, declare_exchange,
+    declare_listener_queue, retry_queue,
 };
 use application::{AfterFailure, EventListener, RetryPolicy, decode_event, wants};
 use futures_util::StreamExt;
@@ -61,6 +61,8 @@ pub struct ConsumerConfig {
     pub prefetch: u16,
     pub retry: RetryPolicy,
     pub stats: Arc<ConsumerStats>,
+    /// Told whenever this consumer connects or loses the broker.
+    pub broker: BrokerState,
 }
 
 /// Consumes until `shutdown` is cancelled, reconnecting with backoff whenever the broker is
@@ -75,6 +77,7 @@ pub async fn run_consumer<L: EventListener>(
         match consume(&config, &*listener, &shutdown, &mut backoff).await {
             Ok(()) => return,
             Err(error) => {
+                config.broker.set(false);
                 tracing::warn!(error = format!("{error:#}"), queue = %config.queue.name, "consumer lost the broker; reconnecting")
             }
         }
@@ -114,6 +117,7 @@ async fn consume<L: EventListener>(
             FieldTable::default(),
         )
         .await?;
+    config.broker.set(true);
     tracing::info!(listener = listener.name(), queue = %config.queue.name, "consumer connected to RabbitMQ");
     // The pace of reconnecting is reset only once a message went through: a connection that
     // the broker (or a message lapin cannot parse) breaks at once must not be retried in a

@@ -4,7 +4,7 @@
 //! wants, a handler), then add one line to [`built_in`].
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
 use crate::settings::Settings;
-use adapters::{ListenerQueue, PostgresAuditLog, SystemClock};
+use adapters::{BrokerState, ListenerQueue, PostgresAuditLog, SystemClock};
 use application::{AuditEvents, EventListener, LogEvents};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -143,7 +143,11 @@ impl Listeners {
     }
 
     /// Starts one consumer per listener; they run until `shutdown` is cancelled.
-    pub(crate) fn start(self, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    pub(crate) fn start(
+        self,
+        broker: &BrokerState,
+        shutdown: &CancellationToken,
+    ) -> Vec<JoinHandle<()>> {
         let settings = self.settings;
         self.registered
             .into_iter()
@@ -156,6 +160,7 @@ impl Listeners {
                     prefetch: settings.consumer_prefetch,
                     retry: settings.consumer_retry.clone(),
                     stats: entry.stats,
+                    broker: broker.clone(),
                 };
                 (entry.start)(config, shutdown.clone())
             })

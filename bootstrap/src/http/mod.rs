@@ -2,6 +2,7 @@
 //! (body size cap, JSON errors for everything).
 mod api;
 mod bodies;
+mod health;
 mod middleware;
 mod problem;
 mod rate_limit;
@@ -9,6 +10,7 @@ mod strict_string;
 mod well_known;
 
 pub use api::{AccountService, AuthApi};
+pub use health::{HealthApi, Probes};
 pub use rate_limit::{RateLimitSettings, RateLimits};
 pub use well_known::WellKnownApi;
 
@@ -23,16 +25,21 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 fn service<S: AccountService>(
     api: AuthApi<S>,
     keys: WellKnownApi,
-) -> OpenApiService<(AuthApi<S>, WellKnownApi), ()> {
-    OpenApiService::new((api, keys), "registrar", env!("CARGO_PKG_VERSION")).description(
+    health: HealthApi,
+) -> OpenApiService<(AuthApi<S>, WellKnownApi, HealthApi), ()> {
+    OpenApiService::new((api, keys, health), "registrar", env!("CARGO_PKG_VERSION")).description(
         "Registers users and announces every registration as a `user.registered` event on \
          RabbitMQ (exchange `topic_validateJSON`).",
     )
 }
 
 /// The whole HTTP surface: the API, `/docs` (Swagger UI) and `/openapi.json`.
-pub fn routes<S: AccountService>(api: AuthApi<S>, keys: WellKnownApi) -> BoxEndpoint<'static> {
-    let service = service(api, keys);
+pub fn routes<S: AccountService>(
+    api: AuthApi<S>,
+    keys: WellKnownApi,
+    health: HealthApi,
+) -> BoxEndpoint<'static> {
+    let service = service(api, keys, health);
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
     Route::new()
@@ -52,5 +59,10 @@ pub fn routes<S: AccountService>(api: AuthApi<S>, keys: WellKnownApi) -> BoxEndp
 #[must_use]
 pub fn openapi_spec() -> String {
     let limits = std::sync::Arc::new(RateLimits::new(RateLimitSettings::off()));
-    service(AuthApi::new(api::SpecOnly, limits), WellKnownApi::new(&[])).spec()
+    service(
+        AuthApi::new(api::SpecOnly, limits),
+        WellKnownApi::new(&[]),
+        HealthApi::spec_only(),
+    )
+    .spec()
 }

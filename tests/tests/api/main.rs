@@ -10,6 +10,7 @@ mod broker_outage;
 mod cli;
 mod consumer;
 mod contract;
+mod health;
 mod idempotency;
 mod jwks;
 mod openapi;

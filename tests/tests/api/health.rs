@@ -1,0 +1,81 @@
+//! Health endpoints: live while the process serves; ready while PostgreSQL is usable, whatever
+//! the broker does.
+use crate::helpers::{Options, poll_until, spawn_app, spawn_app_with};
+use serde_json::Value;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn ready(app: &crate::helpers::TestApp) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn live_and_ready_report_the_service_and_its_dependencies() {
+    let app = spawn_app().await;
+    assert_eq!(app.get_json("/health/live").await["status"], "ok");
+
+    let connected = poll_until(WAIT, || async {
+        let (status, body) = ready(&app).await;
+        (status == 200 && body["broker"] == "connected").then_some(body)
+    })
+    .await
+    .expect("ready, with the broker connected");
+    assert_eq!(connected["status"], "ready");
+    assert_eq!(connected["database"], "ok");
+    assert_eq!(connected["outboxPending"], 0);
+}
+
+#[tokio::test]
+async fn a_broker_outage_is_reported_but_leaves_the_service_ready() {
+    let app = spawn_app_with(Options {
+        broker_behind_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    app.proxy.as_ref().expect("a proxy").cut();
+    app.registered("waiting").await;
+
+    let reported = poll_until(WAIT, || async {
+        let (status, body) = ready(&app).await;
+        (body["broker"] == "disconnected").then_some((status, body))
+    })
+    .await;
+    let (status, body) = reported.expect("the outage is reported");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["outboxPending"], 1);
+    assert!(
+        body["outboxOldestPendingSeconds"].as_f64().is_some(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_behind_this_build_s_migrations_is_not_ready() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert!(
+        body["database"]
+            .as_str()
+            .unwrap()
+            .contains("migrations applied"),
+        "{body}"
+    );
+    // Liveness is not readiness: the process is fine.
+    assert_eq!(app.get_json("/health/live").await["status"], "ok");
+}
