@@ -1,8 +1,11 @@
 //! Wiring: adapters into use cases, use cases into the HTTP server, relay and consumer.
 use crate::consumer::ConsumerStats;
-use crate::http::{self, AccountService, AuthApi, HealthApi, Probes, RateLimits, WellKnownApi};
+use crate::http::{
+    self, AccountService, AuthApi, HealthApi, MetricsSource, Probes, RateLimits, WellKnownApi,
+};
 use crate::listeners::Listeners;
 use crate::maintenance::{Expiring, run_maintenance};
+use crate::metrics::{Metered, Metrics};
 use crate::relay::run_relay;
 use crate::settings::Settings;
 use adapters::{
@@ -31,7 +34,7 @@ pub struct ProductionPorts;
 
 impl Ports for ProductionPorts {
     type Users = PostgresUserRepository;
-    type Hasher = Argon2PasswordHasher;
+    type Hasher = Metered<Argon2PasswordHasher>;
     type Tokens = JwtTokenIssuer;
     type Sessions = PostgresSessionStore;
     type RefreshTokens = HmacRefreshTokens;
@@ -87,6 +90,7 @@ pub struct Application {
     limits: Arc<RateLimits>,
     listeners: Listeners,
     broker: BrokerState,
+    metrics: Arc<Metrics>,
     consumer_enabled: bool,
     poll_interval: Duration,
 }
@@ -115,6 +119,7 @@ impl Application {
             settings.database_acquire_timeout,
         )
         .await?;
+        let metrics = Arc::new(Metrics::new());
         let (signing_key, key_material) = signing_key(&settings)?;
         let tokens = token_issuer(&settings, signing_key)?;
         let well_known = WellKnownApi::new(tokens.public_keys());
@@ -125,10 +130,13 @@ impl Application {
         let accounts: Accounts<ProductionPorts> = Accounts::new(
             PortSet {
                 users: PostgresUserRepository::new(pool.clone()),
-                hasher: Argon2PasswordHasher::new(
-                    settings.hash_concurrency,
-                    settings.hash_queue_size,
-                ),
+                hasher: Metered {
+                    inner: Argon2PasswordHasher::new(
+                        settings.hash_concurrency,
+                        settings.hash_queue_size,
+                    ),
+                    metrics: metrics.clone(),
+                },
                 tokens,
                 sessions: PostgresSessionStore::new(pool.clone()),
                 refresh_tokens: HmacRefreshTokens::derived_from(
@@ -156,7 +164,7 @@ impl Application {
             .and_then(|addr| addr.as_socket_addr())
             .context("the HTTP listener has no socket address")?;
 
-        let mut listeners = Listeners::of(&settings, &pool)?;
+        let mut listeners = Listeners::of(&settings, &pool, metrics.clone())?;
         add(&mut listeners);
         listeners.check()?;
         let limits = Arc::new(RateLimits::new(settings.rate_limits));
@@ -169,7 +177,17 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            routes: http::routes(AuthApi::new(accounts, limits.clone()), well_known, health),
+            routes: http::routes(
+                AuthApi::new(accounts, limits.clone()),
+                well_known,
+                health,
+                MetricsSource {
+                    metrics: metrics.clone(),
+                    outbox: relay_outbox(&pool),
+                    broker: broker.clone(),
+                },
+            ),
+            metrics,
             limits,
             // Every listener's queue is declared before the first publish, even where this
             // instance runs none of them: no event misses a queue that exists.
@@ -218,6 +236,7 @@ impl Application {
             self.relay,
             self.wakeups,
             self.poll_interval,
+            self.metrics.clone(),
             stop.clone(),
         ));
         let consumers = if self.consumer_enabled {

@@ -6,6 +6,7 @@ use adapters::{BrokerState, OutboxStatus, connect_database};
 use application::{PublishOutcome, wants};
 use domain::Timestamp;
 use std::future::Future;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the listeners named in `only` (all of them when empty), and nothing else, until
@@ -70,7 +71,7 @@ pub async fn replay(
 ) -> anyhow::Result<u64> {
     let pool =
         connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
-    let listeners = Listeners::of(settings, &pool)?;
+    let listeners = Listeners::of(settings, &pool, Arc::default())?;
     let Some((queue, event_types)) = listeners.subscription(listener) else {
         anyhow::bail!(
             "there is no listener {listener:?}; the listeners are: {}",
@@ -118,5 +119,5 @@ async fn built_in_listeners(settings: &Settings) -> anyhow::Result<Listeners> {
         settings.database_acquire_timeout,
     )
     .await?;
-    Listeners::of(settings, &pool)
+    Listeners::of(settings, &pool, Arc::default())
 }

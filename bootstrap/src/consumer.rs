@@ -14,40 +14,42 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Counts of what the consumer did, for tests and, later, metrics.
+/// Counts of what the consumer did, for tests and metrics (the counters are the exported ones).
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
-    handled: AtomicU64,
-    retried: AtomicU64,
-    dead_lettered: AtomicU64,
-    skipped: AtomicU64,
+    pub(crate) handled: Counter,
+    pub(crate) retried: Counter,
+    pub(crate) dead_lettered: Counter,
+    pub(crate) skipped: Counter,
+    pub(crate) in_flight: Gauge,
 }
 
 impl ConsumerStats {
     /// Events the listener processed and that were acked.
     pub fn handled(&self) -> u64 {
-        self.handled.load(Ordering::Relaxed)
+        self.handled.get()
     }
 
     /// Failed events sent to wait in the retry queue.
     pub fn retried(&self) -> u64 {
-        self.retried.load(Ordering::Relaxed)
+        self.retried.get()
     }
 
     /// Messages moved to the dead-letter queue: undecodable ones at once, failing events
     /// after their last attempt.
     pub fn dead_lettered(&self) -> u64 {
-        self.dead_lettered.load(Ordering::Relaxed)
+        self.dead_lettered.get()
     }
 
     /// Valid events of a type the listener did not ask for, acked without handling.
     pub fn skipped(&self) -> u64 {
-        self.skipped.load(Ordering::Relaxed)
+        self.skipped.get()
     }
 }
 
@@ -131,7 +133,10 @@ async fn consume<L: EventListener>(
             }
             delivery = deliveries.next() => match delivery {
                 Some(delivery) => {
-                    process(delivery?, &channel, config, listener).await?;
+                    config.stats.in_flight.inc();
+                    let processed = process(delivery?, &channel, config, listener).await;
+                    config.stats.in_flight.dec();
+                    processed?;
                     if !settled {
                         *backoff = reconnect_backoff();
                         settled = true;
@@ -172,20 +177,20 @@ async fn process<L: EventListener>(
                 None,
             )
             .await?;
-            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            stats.dead_lettered.inc();
             return Ok(());
         }
     };
     if !wants(config.event_types, event.event_type()) {
         tracing::debug!(event_id = %event.event_id(), event_type = event.event_type(), %queue, "not an event type this listener wants; acked");
         delivery.ack(BasicAckOptions::default()).await?;
-        stats.skipped.fetch_add(1, Ordering::Relaxed);
+        stats.skipped.inc();
         return Ok(());
     }
     match listener.handle(&event).await {
         Ok(()) => {
             delivery.ack(BasicAckOptions::default()).await?;
-            stats.handled.fetch_add(1, Ordering::Relaxed);
+            stats.handled.inc();
         }
         Err(error) => {
             let reason = format!("{error:#}");
@@ -201,7 +206,7 @@ async fn process<L: EventListener>(
                         Some(delay),
                     )
                     .await?;
-                    stats.retried.fetch_add(1, Ordering::Relaxed);
+                    stats.retried.inc();
                 }
                 AfterFailure::DeadLetter => {
                     tracing::error!(%reason, event_id = %event.event_id(), attempts, %queue, "listener failed for the last time; dead-lettered");
@@ -214,7 +219,7 @@ async fn process<L: EventListener>(
                         None,
                     )
                     .await?;
-                    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    stats.dead_lettered.inc();
                 }
             }
         }

@@ -7,6 +7,7 @@ mod consumer;
 pub mod http;
 mod listeners;
 mod maintenance;
+pub mod metrics;
 mod relay;
 mod settings;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 //! To add a listener: implement [`application::EventListener`] (a name, the event types it
 //! wants, a handler), then add one line to [`built_in`].
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 use adapters::{BrokerState, ListenerQueue, PostgresAuditLog, SystemClock};
 use application::{AuditEvents, EventListener, LogEvents};
@@ -33,13 +34,15 @@ struct Registered {
 /// The registry of listeners, ready to start once the service runs.
 pub struct Listeners {
     settings: Settings,
+    metrics: Arc<Metrics>,
     registered: Vec<Registered>,
 }
 
 impl Listeners {
-    pub(crate) fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(settings: &Settings, metrics: Arc<Metrics>) -> Self {
         Self {
             settings: settings.clone(),
+            metrics,
             registered: Vec::new(),
         }
     }
@@ -48,8 +51,12 @@ impl Listeners {
     ///
     /// # Errors
     /// When two would share a queue (see [`Listeners::check`]).
-    pub(crate) fn of(settings: &Settings, pool: &PgPool) -> anyhow::Result<Self> {
-        let mut listeners = Self::new(settings);
+    pub(crate) fn of(
+        settings: &Settings,
+        pool: &PgPool,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let mut listeners = Self::new(settings, metrics);
         built_in(&mut listeners, pool);
         listeners.check()?;
         Ok(listeners)
@@ -64,7 +71,10 @@ impl Listeners {
             name,
             event_types: listener.event_types(),
             queue: self.settings.listener_queue(name, listener.event_types()),
-            stats: Arc::new(ConsumerStats::default()),
+            stats: Arc::new(
+                self.metrics
+                    .consumer_stats(name, self.settings.consumer_prefetch),
+            ),
             start: Box::new(move |config, shutdown| {
                 tokio::spawn(run_consumer(config, listener, shutdown))
             }),

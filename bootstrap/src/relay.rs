@@ -1,8 +1,10 @@
 //! The outbox relay task: publishes committed events as soon as they are committed, and keeps
 //! retrying through broker outages until every one is confirmed.
 use crate::backoff::{next_pause, reconnect_backoff};
+use crate::metrics::Metrics;
 use adapters::{OutboxWakeups, PostgresOutbox, RabbitMqEventBus};
 use application::RelayOutbox;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +16,7 @@ pub async fn run_relay(
     relay: Relay,
     mut wakeups: OutboxWakeups,
     poll_interval: Duration,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = reconnect_backoff();
@@ -21,6 +24,7 @@ pub async fn run_relay(
     loop {
         let pause = match relay.publish_batch().await {
             Ok(report) => {
+                metrics.observe_relay(&report);
                 if failing {
                     tracing::info!("outbox relay recovered");
                     failing = false;

@@ -1,5 +1,6 @@
 //! What every request goes through: a body cap, a deadline, and one access-log line.
 use super::MAX_BODY_BYTES;
+use crate::metrics::{HttpLabels, Metrics};
 use poem::error::ReadBodyError;
 use poem::http::header::CACHE_CONTROL;
 use poem::http::{HeaderValue, StatusCode};
@@ -75,6 +76,55 @@ pub async fn access_log<E: Endpoint>(next: Arc<E>, request: Request) -> Result<R
         status = response.status().as_u16(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
+    );
+    Ok(response)
+}
+
+/// The routes metrics are labelled with; anything else is `other`, so that scanners probing
+/// random paths cannot blow up the number of series.
+const ROUTES: [&str; 10] = [
+    "/auth/register",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/me",
+    "/auth/logout",
+    "/.well-known/jwks.json",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/openapi.json",
+];
+
+fn route_label(path: &str) -> &'static str {
+    match ROUTES.iter().find(|route| **route == path) {
+        Some(route) => route,
+        None if path == "/docs" || path.starts_with("/docs/") => "/docs",
+        None => "other",
+    }
+}
+
+/// Counts and times every answer by route, method and status, and counts new accounts.
+pub async fn measure<E: Endpoint>(
+    metrics: Arc<Metrics>,
+    next: Arc<E>,
+    request: Request,
+) -> Result<Response> {
+    let route = route_label(request.uri().path());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.call(request).await?.into_response();
+    let status = response.status();
+    let new_account = route == "/auth/register"
+        && status == StatusCode::CREATED
+        && !response.headers().contains_key("idempotent-replayed");
+    metrics.observe_request(
+        HttpLabels {
+            route,
+            method,
+            status: status.as_u16(),
+        },
+        started.elapsed(),
+        new_account,
     );
     Ok(response)
 }

@@ -14,10 +14,14 @@ pub use health::{HealthApi, Probes};
 pub use rate_limit::{RateLimitSettings, RateLimits};
 pub use well_known::WellKnownApi;
 
+use crate::metrics::Metrics;
+use adapters::{BrokerState, PostgresOutbox};
 use poem::endpoint::BoxEndpoint;
 use poem::middleware::CatchPanic;
-use poem::{EndpointExt, Route};
+use poem::web::Data;
+use poem::{EndpointExt, Route, get, handler};
 use poem_openapi::OpenApiService;
+use std::sync::Arc;
 
 /// Bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -33,25 +37,36 @@ fn service<S: AccountService>(
     )
 }
 
-/// The whole HTTP surface: the API, `/docs` (Swagger UI) and `/openapi.json`.
+/// What `/metrics` reads.
+pub struct MetricsSource {
+    pub metrics: Arc<Metrics>,
+    pub outbox: PostgresOutbox,
+    pub broker: BrokerState,
+}
+
+/// The whole HTTP surface: the API, `/docs` (Swagger UI), `/openapi.json` and `/metrics`.
 pub fn routes<S: AccountService>(
     api: AuthApi<S>,
     keys: WellKnownApi,
     health: HealthApi,
+    source: MetricsSource,
 ) -> BoxEndpoint<'static> {
     let service = service(api, keys, health);
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
+    let metrics = source.metrics.clone();
     Route::new()
         .nest("/", service)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .at("/metrics", get(metrics_endpoint).data(Arc::new(source)))
         .around(middleware::limit_body)
         .around(middleware::deadline)
         .catch_all_error(problem::from_error)
         .with(CatchPanic::new().with_handler(problem::from_panic))
         .around(middleware::no_store)
         .around(middleware::access_log)
+        .around(move |next, request| middleware::measure(metrics.clone(), next, request))
         .boxed()
 }
 
@@ -65,4 +80,13 @@ pub fn openapi_spec() -> String {
         HealthApi::spec_only(),
     )
     .spec()
+}
+
+/// Prometheus scrapes this (OpenMetrics text format).
+#[handler]
+async fn metrics_endpoint(source: Data<&Arc<MetricsSource>>) -> poem::Response {
+    let text = source.metrics.render(&source.outbox, &source.broker).await;
+    poem::Response::builder()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text)
 }

@@ -13,6 +13,7 @@ mod contract;
 mod health;
 mod idempotency;
 mod jwks;
+mod metrics;
 mod openapi;
 mod outbox;
 mod rate_limits;
