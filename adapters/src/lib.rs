@@ -23,8 +23,9 @@ pub use postgres_outbox::{OutboxStatus, OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
 pub use rabbitmq::{
-    BrokerState, ListenerQueue, QueueType, RabbitMqEventBus, Topology, connect_broker,
-    dead_letter_queue, declare_exchange, declare_listener_queue, declare_topology, retry_queue,
+    BrokerState, ListenerQueue, QueueType, REQUEST_ID_HEADER, RabbitMqEventBus, TRACEPARENT_HEADER,
+    Topology, connect_broker, dead_letter_queue, declare_exchange, declare_listener_queue,
+    declare_topology, retry_queue,
 };
 pub use refresh_tokens::HmacRefreshTokens;
 pub use system::{SystemClock, UuidV7Ids};

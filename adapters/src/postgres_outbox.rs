@@ -1,7 +1,7 @@
 //! The outbox table as the relay sees it: claim, mark, release; and the wake-up signal.
 use crate::postgres::OUTBOX_CHANNEL;
 use anyhow::Context;
-use application::{Outbox, OutboxEvent};
+use application::{Outbox, OutboxEvent, TraceContext};
 use chrono::{DateTime, Utc};
 use domain::{EventId, Timestamp};
 use sqlx::PgPool;
@@ -69,7 +69,7 @@ impl PostgresOutbox {
         limit: usize,
     ) -> anyhow::Result<Vec<(i64, OutboxEvent)>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, seq, event_type, payload::text AS payload, occurred_at FROM outbox
+            "SELECT id, seq, event_type, payload::text AS payload, occurred_at, request_id, traceparent FROM outbox
              WHERE occurred_at >= $1 AND seq > $2
              ORDER BY seq
              LIMIT $3",
@@ -114,6 +114,8 @@ struct OutboxRow {
     event_type: String,
     payload: String,
     occurred_at: DateTime<Utc>,
+    request_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 impl From<OutboxRow> for OutboxEvent {
@@ -123,6 +125,13 @@ impl From<OutboxRow> for OutboxEvent {
             event_type: row.event_type,
             payload: row.payload,
             occurred_at: Timestamp::from_datetime(row.occurred_at),
+            trace: row
+                .request_id
+                .zip(row.traceparent)
+                .map(|(request_id, traceparent)| TraceContext {
+                    request_id,
+                    traceparent,
+                }),
         }
     }
 }
@@ -138,7 +147,7 @@ impl Outbox for PostgresOutbox {
                  ORDER BY seq
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED)
-             RETURNING id, seq, event_type, payload::text AS payload, occurred_at",
+             RETURNING id, seq, event_type, payload::text AS payload, occurred_at, request_id, traceparent",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(self.lease.as_secs_f64())

@@ -43,12 +43,15 @@ impl UserRepository for PostgresUserRepository {
         .await
         .map_err(constraint_to_domain)?;
         sqlx::query(
-            "INSERT INTO outbox (id, event_type, payload, occurred_at) VALUES ($1, $2, $3::json, $4)",
+            "INSERT INTO outbox (id, event_type, payload, occurred_at, request_id, traceparent)
+             VALUES ($1, $2, $3::json, $4, $5, $6)",
         )
         .bind(event.id.as_uuid())
         .bind(&event.event_type)
         .bind(&event.payload)
         .bind(event.occurred_at.as_datetime())
+        .bind(event.trace.as_ref().map(|trace| &trace.request_id))
+        .bind(event.trace.as_ref().map(|trace| &trace.traceparent))
         .execute(&mut *tx)
         .await
         .context("insert outbox event")?;

@@ -58,6 +58,11 @@ pub struct ListenerQueue {
     pub delivery_limit: u32,
 }
 
+/// The message header carrying the W3C `traceparent` of the request an event came from.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// The message header carrying the id of the request an event came from.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// Opens a connection, naming this process to the broker.
 ///
 /// # Errors
@@ -366,6 +371,18 @@ impl RabbitMqEventBus {
         result
     }
 
+    /// Closes the connection politely (shutdown): the broker sees a clean close, not a
+    /// dropped socket.
+    pub async fn close(&self) {
+        if let Some(publisher) = self.publisher.lock().await.take() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                publisher.connection.close(200, "shutting down".into()),
+            )
+            .await;
+        }
+    }
+
     /// Publishes `events` to one queue only (a listener's, for a replay), leaving every other
     /// queue bound to the exchange untouched.
     ///
@@ -393,6 +410,11 @@ fn properties(event: &OutboxEvent, source: &str) -> BasicProperties {
         "cloudEvents:time".into(),
         text(&event.occurred_at.to_string()),
     );
+    if let Some(trace) = &event.trace {
+        // W3C Trace Context over AMQP, and the id the HTTP request was answered with.
+        headers.insert(TRACEPARENT_HEADER.into(), text(&trace.traceparent));
+        headers.insert(REQUEST_ID_HEADER.into(), text(&trace.request_id));
+    }
     BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(2) // persistent

@@ -48,6 +48,7 @@ pub async fn register_alice(accounts: &Accounts<FakePorts>) -> SignedIn {
         username: "alice".into(),
         password: "correct horse".into(),
         idempotency_key: None,
+        trace: None,
     };
     accounts
         .register(command)
@@ -487,6 +488,7 @@ pub fn pending_event(n: u128) -> OutboxEvent {
         event_type: "user.registered".into(),
         payload: format!("{{\"n\":{n}}}"),
         occurred_at: FakeClock::default().now(),
+        trace: None,
     }
 }
 

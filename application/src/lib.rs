@@ -33,7 +33,7 @@ pub use envelope::{DecodeError, IncomingEvent, decode_event, encode_user_registe
 pub use idempotency::{IdempotencyClaim, IdempotencyStore, IdempotentCompletion};
 pub use listener::{EventListener, LogEvents, wants};
 pub use log_in::{LogInCommand, LogInError};
-pub use outbox::{EventBus, Outbox, OutboxEvent, PublishOutcome};
+pub use outbox::{EventBus, Outbox, OutboxEvent, PublishOutcome, TraceContext};
 pub use overload::{Overloaded, is_overloaded};
 pub use password_hasher::PasswordHasher;
 pub use refresh::RefreshError;

@@ -11,6 +11,15 @@ pub struct OutboxEvent {
     pub event_type: String,
     pub payload: String,
     pub occurred_at: Timestamp,
+    /// The request that caused the event, carried to the message so listeners' logs join up.
+    pub trace: Option<TraceContext>,
+}
+
+/// Where a piece of work comes from: the HTTP request's id and its W3C `traceparent`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    pub request_id: String,
+    pub traceparent: String,
 }
 
 pub trait Outbox: Send + Sync + 'static {

@@ -2,7 +2,7 @@
 use crate::accounts::{Accounts, Ports, SignedIn};
 use crate::{
     Clock, CreateUserError, IdGenerator, IdempotencyClaim, IdempotencyStore, IdempotentCompletion,
-    OutboxEvent, PasswordHasher, RefreshTokens, SessionStore, UserRepository,
+    OutboxEvent, PasswordHasher, RefreshTokens, SessionStore, TraceContext, UserRepository,
     encode_user_registered,
 };
 use domain::{
@@ -17,6 +17,8 @@ pub struct RegisterUserCommand {
     /// The client's name for this attempt; a retry with the same key and body has no second
     /// effect and gets the first answer.
     pub idempotency_key: Option<String>,
+    /// Carried into the event, so the listeners' logs name the request.
+    pub trace: Option<TraceContext>,
 }
 
 /// One invalid input field and what is wrong with it.
@@ -56,6 +58,7 @@ struct NewAccount {
     username: Username,
     password: Password,
     key: Option<IdempotencyKey>,
+    trace: Option<TraceContext>,
 }
 
 impl<P: Ports> Accounts<P> {
@@ -168,6 +171,7 @@ impl<P: Ports> Accounts<P> {
             event_type: UserRegistered::TYPE.to_owned(),
             payload: encode_user_registered(&event),
             occurred_at: event.occurred_at,
+            trace: account.trace,
         };
         let completion = account
             .key
@@ -208,6 +212,7 @@ fn validate(command: &RegisterUserCommand) -> Result<NewAccount, RegisterUserErr
             username,
             password,
             key,
+            trace: command.trace.clone(),
         }),
         (email, username, password, key) => {
             let errors = [
@@ -238,6 +243,7 @@ mod tests {
             username: username.into(),
             password: password.into(),
             idempotency_key: None,
+            trace: None,
         }
     }
 
@@ -348,6 +354,7 @@ mod tests {
     fn keyed(key: &str, email: &str, username: &str) -> RegisterUserCommand {
         RegisterUserCommand {
             idempotency_key: Some(key.into()),
+            trace: None,
             ..command(email, username, "correct horse")
         }
     }

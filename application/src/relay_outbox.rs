@@ -35,6 +35,11 @@ impl<O: Outbox, B: EventBus> RelayOutbox<O, B> {
         }
     }
 
+    /// The bus, e.g. to close its connection on shutdown.
+    pub fn bus(&self) -> &B {
+        &self.bus
+    }
+
     #[must_use]
     pub fn batch_size(&self) -> usize {
         self.batch_size

@@ -76,9 +76,6 @@ impl<P: Ports> AccountService for Accounts<P> {
 
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long shutdown waits for in-flight requests.
-const GRACE_PERIOD: Duration = Duration::from_secs(10);
-
 /// A built service, bound to its port and connected to its database, not yet running.
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -93,6 +90,7 @@ pub struct Application {
     metrics: Arc<Metrics>,
     consumer_enabled: bool,
     poll_interval: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -207,6 +205,7 @@ impl Application {
             broker,
             consumer_enabled: settings.consumer_enabled,
             poll_interval: settings.outbox_poll_interval,
+            shutdown_timeout: settings.shutdown_timeout,
         })
     }
 
@@ -248,14 +247,28 @@ impl Application {
         let served = Server::new_with_acceptor(self.acceptor)
             // Idle keep-alive connections are closed, so that they cannot pile up.
             .idle_timeout(IDLE_CONNECTION_TIMEOUT)
-            .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE_PERIOD))
+            .run_with_graceful_shutdown(self.routes, shutdown, Some(self.shutdown_timeout))
             .await;
+        // No request is in flight any more: the relay finishes its batch and the listeners
+        // the messages in hand, then each closes its connection.
         stop.cancel();
-        let _ = relay.await;
-        let _ = maintenance.await;
-        for consumer in consumers {
-            let _ = consumer.await;
+        let background = async {
+            let _ = relay.await;
+            let _ = maintenance.await;
+            for consumer in consumers {
+                let _ = consumer.await;
+            }
+        };
+        if tokio::time::timeout(self.shutdown_timeout, background)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?self.shutdown_timeout,
+                "background tasks did not stop in time; exiting anyway (unacked messages are redelivered, unmarked events republished)"
+            );
         }
+        tracing::info!("stopped");
         served.context("HTTP server failed")
     }
 }

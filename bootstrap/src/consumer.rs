@@ -2,8 +2,8 @@
 //! hands valid events to an application listener and acknowledges them.
 use crate::backoff::{next_pause, reconnect_backoff};
 use adapters::{
-    BrokerState, ListenerQueue, connect_broker, dead_letter_queue, declare_exchange,
-    declare_listener_queue, retry_queue,
+    BrokerState, ListenerQueue, REQUEST_ID_HEADER, TRACEPARENT_HEADER, connect_broker,
+    dead_letter_queue, declare_exchange, declare_listener_queue, retry_queue,
 };
 use application::{AfterFailure, EventListener, RetryPolicy, decode_event, wants};
 use futures_util::StreamExt;
@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Counts of what the consumer did, for tests and metrics (the counters are the exported ones).
 #[derive(Debug, Default)]
@@ -67,6 +68,13 @@ pub struct ConsumerConfig {
     pub broker: BrokerState,
 }
 
+/// How often a consumer checks that its connection and channel are still up.
+const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
+
+/// Opening the channel, declaring the queues and starting to consume: a broker that accepts
+/// the connection but then stalls must not stall the consumer for ever.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Consumes until `shutdown` is cancelled, reconnecting with backoff whenever the broker is
 /// unreachable or the connection breaks.
 pub async fn run_consumer<L: EventListener>(
@@ -99,42 +107,64 @@ async fn consume<L: EventListener>(
 ) -> anyhow::Result<()> {
     let connection =
         connect_broker(&config.amqp_url, &format!("registrar {}", listener.name())).await?;
-    let channel = connection.create_channel().await?;
-    declare_exchange(&channel, &config.exchange).await?;
-    declare_listener_queue(&channel, &config.exchange, &config.queue).await?;
-    // Retries and dead letters are published on this channel; a message is acked only once
-    // its copy is confirmed, so nothing is lost in between.
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    // Bounded prefetch: a backlog stays in the broker, not in this process's memory.
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = channel
-        .basic_consume(
-            config.queue.name.as_str().into(),
-            listener.name().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (channel, mut deliveries) = tokio::time::timeout(SETUP_TIMEOUT, async {
+        let channel = connection.create_channel().await?;
+        declare_exchange(&channel, &config.exchange).await?;
+        declare_listener_queue(&channel, &config.exchange, &config.queue).await?;
+        // Retries and dead letters are published on this channel; a message is acked only
+        // once its copy is confirmed, so nothing is lost in between.
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        // Bounded prefetch: a backlog stays in the broker, not in this process's memory.
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await?;
+        let deliveries = channel
+            .basic_consume(
+                config.queue.name.as_str().into(),
+                listener.name().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        anyhow::Ok((channel, deliveries))
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("setting up the consumer took over {SETUP_TIMEOUT:?}"))??;
     config.broker.set(true);
     tracing::info!(listener = listener.name(), queue = %config.queue.name, "consumer connected to RabbitMQ");
     // The pace of reconnecting is reset only once a message went through: a connection that
     // the broker (or a message lapin cannot parse) breaks at once must not be retried in a
     // tight loop.
     let mut settled = false;
+    // lapin does not always end the delivery stream when the connection dies under it: look.
+    let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
-                let _ = connection.close(200, "shutting down".into()).await;
+                // A silent peer would hold a polite close forever: a moment, no more.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    connection.close(200, "shutting down".into()),
+                )
+                .await;
                 return Ok(());
+            }
+            _ = watchdog.tick() => {
+                anyhow::ensure!(
+                    connection.status().connected() && channel.status().connected(),
+                    "the connection to the broker was lost"
+                );
             }
             delivery = deliveries.next() => match delivery {
                 Some(delivery) => {
+                    let delivery = delivery?;
+                    let span = delivery_span(listener.name(), &delivery);
                     config.stats.in_flight.inc();
-                    let processed = process(delivery?, &channel, config, listener).await;
+                    let processed = process(delivery, &channel, config, listener)
+                        .instrument(span)
+                        .await;
                     config.stats.in_flight.dec();
                     processed?;
                     if !settled {
@@ -225,6 +255,46 @@ async fn process<L: EventListener>(
         }
     }
     Ok(())
+}
+
+/// A span naming the message and the request it came from, so that the listener's log lines
+/// join up with the HTTP request's. Header values are someone else's input: only short plain
+/// ones are logged.
+fn delivery_span(listener: &str, delivery: &Delivery) -> tracing::Span {
+    let header = |name: &str| -> Option<String> {
+        let headers = delivery.properties.headers().as_ref()?;
+        let AMQPValue::LongString(value) = headers.inner().get(name)? else {
+            return None;
+        };
+        let value = value.to_string();
+        let plain = (1..=128).contains(&value.len())
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        plain.then_some(value)
+    };
+    let trace_id = header(TRACEPARENT_HEADER)
+        .and_then(|traceparent| traceparent.split('-').nth(1).map(str::to_owned));
+    tracing::info_span!(
+        "event",
+        listener,
+        message_id = plain_message_id(
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str())
+        ),
+        request_id = header(REQUEST_ID_HEADER).as_deref().unwrap_or("-"),
+        trace_id = trace_id.as_deref().unwrap_or("-"),
+    )
+}
+
+/// The message id if it is a plain one (it is checked as a UUID later, but logged first).
+fn plain_message_id(message_id: Option<&str>) -> &str {
+    message_id
+        .filter(|id| id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or("-")
 }
 
 const ATTEMPTS_HEADER: &str = "x-registrar-attempts";

@@ -2,6 +2,7 @@
 //! the use cases, and runs the HTTP server, the outbox relay and the event consumer.
 mod app;
 mod backoff;
+pub mod cli;
 pub mod commands;
 mod consumer;
 pub mod http;

@@ -48,7 +48,11 @@ pub async fn run_relay(
             }
         };
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                // The batch in hand was finished above: nothing claimed is left unmarked.
+                relay.bus().close().await;
+                return;
+            }
             () = async {
                 match pause {
                     Some(pause) => tokio::time::sleep(pause).await,

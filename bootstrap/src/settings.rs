@@ -46,6 +46,9 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     pub refresh_grace: Duration,
     pub http_addr: String,
+    /// How long shutdown waits for requests in flight, then again for the relay's batch and
+    /// the listeners' messages in hand.
+    pub shutdown_timeout: Duration,
     pub consumer_enabled: bool,
     pub consumer_prefetch: u16,
     /// Retry delays and the attempt after which a failing event is dead-lettered.
@@ -83,6 +86,7 @@ impl Default for Settings {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_grace: Duration::from_secs(10),
             http_addr: "0.0.0.0:8080".into(),
+            shutdown_timeout: Duration::from_secs(10),
             consumer_enabled: true,
             consumer_prefetch: 32,
             consumer_retry: RetryPolicy::default(),
@@ -170,6 +174,8 @@ impl Settings {
             refresh_grace: parsed("REFRESH_TOKEN_GRACE_SECONDS")?
                 .map_or(d.refresh_grace, Duration::from_secs),
             http_addr: text("HTTP_ADDR", d.http_addr),
+            shutdown_timeout: parsed("SHUTDOWN_TIMEOUT_SECONDS")?
+                .map_or(d.shutdown_timeout, Duration::from_secs),
             consumer_enabled: lookup("CONSUMER_ENABLED")
                 .map(|raw| parse("CONSUMER_ENABLED", &raw))
                 .transpose()?
@@ -225,7 +231,12 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 20] = [
+        let rules: [(&'static str, bool, &str); 21] = [
+            (
+                "SHUTDOWN_TIMEOUT_SECONDS",
+                self.shutdown_timeout <= Duration::from_secs(3600),
+                "must be at most 3600",
+            ),
             (
                 "DATABASE_ACQUIRE_TIMEOUT_MS",
                 (10..=60_000).contains(&self.database_acquire_timeout.as_millis()),

@@ -5,7 +5,7 @@ use super::problem::{FieldProblem, Problem, ServerFailure};
 use super::rate_limit::{Limited, RateLimits};
 use application::{
     AuthError, LogInCommand, LogInError, RefreshError, RegisterUserCommand, RegisterUserError,
-    Registration, SignedIn,
+    Registration, SignedIn, TraceContext,
 };
 use domain::User;
 use poem::Request;
@@ -388,6 +388,7 @@ impl<S: AccountService> AuthApi<S> {
             username: body.username.0,
             password: body.password.0,
             idempotency_key: raw_idempotency_key(request),
+            trace: request.extensions().get::<TraceContext>().cloned(),
         };
         match self.accounts.register(command).await {
             Ok(registration) => RegisterResponse::Created(

@@ -2,6 +2,7 @@
 //! (body size cap, JSON errors for everything).
 mod api;
 mod bodies;
+mod correlation;
 mod health;
 mod middleware;
 mod problem;
@@ -67,6 +68,7 @@ pub fn routes<S: AccountService>(
         .around(middleware::no_store)
         .around(middleware::access_log)
         .around(move |next, request| middleware::measure(metrics.clone(), next, request))
+        .around(correlation::correlate)
         .boxed()
 }
 

@@ -53,7 +53,8 @@ impl Problem {
 
     /// A 500 that tells the client nothing but an id to quote; the cause goes to the log.
     pub fn internal(error: &anyhow::Error) -> Self {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = super::correlation::current_request_id()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         tracing::error!(%request_id, error = format!("{error:#}"), "request failed unexpectedly");
         Self {
             request_id: Some(request_id),

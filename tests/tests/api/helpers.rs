@@ -160,6 +160,9 @@ pub struct Options {
     pub outbox_poll_interval: Option<Duration>,
     /// Start no consumers (the relay still runs), as an API-only instance.
     pub consumers_disabled: bool,
+    /// Prepare everything (database, names, observer) but run no service in the test: for
+    /// tests that run the binary as a process.
+    pub not_running: bool,
     /// Changes any other setting, last.
     pub adjust: Option<fn(&mut Settings)>,
     /// Overrides the consumers' prefetch (default 32).
@@ -252,14 +255,20 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let (recorder_stats, audit_stats, log_stats) = (stats(RECORDER), stats("audit"), stats("log"));
     let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let (stopped_sender, stopped) = std::sync::mpsc::channel::<()>();
-    tokio::spawn(async move {
-        let _ = app
-            .run_until_stopped(async {
-                let _ = stop_requested.await;
-            })
-            .await;
+    if options.not_running {
+        // Built (database migrated, port bound) and dropped: the test runs its own process.
+        drop(app);
         let _ = stopped_sender.send(());
-    });
+    } else {
+        tokio::spawn(async move {
+            let _ = app
+                .run_until_stopped(async {
+                    let _ = stop_requested.await;
+                })
+                .await;
+            let _ = stopped_sender.send(());
+        });
+    }
 
     let db = PgPool::connect(&settings.database_url)
         .await

@@ -16,6 +16,7 @@ mod jwks;
 mod metrics;
 mod openapi;
 mod outbox;
+mod process;
 mod rate_limits;
 mod register;
 mod routing;
