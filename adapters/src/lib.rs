@@ -16,7 +16,7 @@ mod system;
 
 pub use argon2_hasher::{Argon2PasswordHasher, DEFAULT_WAITING, cores};
 pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
-pub use postgres::{OUTBOX_CHANNEL, connect_database, database_ready};
+pub use postgres::{OUTBOX_CHANNEL, Setup, connect_database, database_ready};
 pub use postgres_audit::PostgresAuditLog;
 pub use postgres_idempotency::PostgresIdempotencyStore;
 pub use postgres_outbox::{OutboxStatus, OutboxWakeups, PostgresOutbox};

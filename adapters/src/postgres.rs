@@ -33,16 +33,27 @@ pub async fn database_ready(pool: &PgPool) -> anyhow::Result<()> {
 /// How long start-up waits for PostgreSQL before giving up with a clear message.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to the database at `url`, creates it if it does not exist, and runs the embedded
-/// migrations. Waiting for a pooled connection gives up after `acquire_timeout`.
+/// What connecting does to the database besides connecting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// Create it if missing and apply the migrations (serving, `migrate`).
+    Prepare,
+    /// Require it to exist with every migration applied (inspection commands: a mistyped
+    /// URL must not quietly create an empty database that looks healthy).
+    Existing,
+}
+
+/// Connects to the database at `url`, preparing it as `setup` says. Waiting for a pooled
+/// connection gives up after `acquire_timeout`.
 ///
 /// # Errors
 /// When PostgreSQL cannot be reached (the message names the host), the database cannot be
-/// created, or a migration fails.
+/// created, a migration fails, or (`Existing`) the database is missing or behind.
 pub async fn connect_database(
     url: &str,
     max_connections: u32,
     acquire_timeout: Duration,
+    setup: Setup,
 ) -> anyhow::Result<PgPool> {
     let options =
         PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
@@ -56,8 +67,12 @@ pub async fn connect_database(
         .with_context(unreachable)?
         .map_err(flatten)
         .with_context(unreachable)?;
-    if !exists {
-        create_database(url, &database).await?;
+    match (exists, setup) {
+        (true, _) => {}
+        (false, Setup::Prepare) => create_database(url, &database).await?,
+        (false, Setup::Existing) => anyhow::bail!(
+            "database {database:?} does not exist at {server} (is DATABASE_URL right? `registrar migrate` creates it)"
+        ),
     }
     // A statement or transaction that hangs (a lock, a stalled client) must not hold its locks
     // and connection forever: the server ends it.
@@ -73,10 +88,15 @@ pub async fn connect_database(
         .await
         .map_err(flatten)
         .with_context(|| format!("cannot connect to database {database:?} at {server}"))?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .context("running database migrations")?;
+    match setup {
+        Setup::Prepare => MIGRATOR
+            .run(&pool)
+            .await
+            .context("running database migrations")?,
+        Setup::Existing => database_ready(&pool)
+            .await
+            .with_context(|| format!("database {database:?} is not ready (`registrar migrate`)"))?,
+    }
     Ok(pool)
 }
 

@@ -11,7 +11,8 @@ use crate::settings::Settings;
 use adapters::{
     Argon2PasswordHasher, BrokerState, HmacRefreshTokens, JwtSettings, JwtTokenIssuer,
     OutboxWakeups, PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore,
-    PostgresUserRepository, RabbitMqEventBus, SigningKey, SystemClock, UuidV7Ids, connect_database,
+    PostgresUserRepository, RabbitMqEventBus, Setup, SigningKey, SystemClock, Topology, UuidV7Ids,
+    connect_database,
 };
 use anyhow::Context;
 use application::{
@@ -86,6 +87,7 @@ pub struct Application {
     expiring: Expiring,
     limits: Arc<RateLimits>,
     listeners: Listeners,
+    topology: Topology,
     broker: BrokerState,
     metrics: Arc<Metrics>,
     consumer_enabled: bool,
@@ -115,6 +117,7 @@ impl Application {
             &settings.database_url,
             settings.database_max_connections,
             settings.database_acquire_timeout,
+            Setup::Prepare,
         )
         .await?;
         let metrics = Arc::new(Metrics::new());
@@ -201,6 +204,7 @@ impl Application {
                 outbox: PostgresOutbox::new(pool, Duration::from_secs(60)),
                 outbox_retention: settings.outbox_retention,
             },
+            topology: settings.topology(listeners.queues()),
             listeners,
             broker,
             consumer_enabled: settings.consumer_enabled,
@@ -213,6 +217,12 @@ impl Application {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The exchange and every listener's queues, as the service declares them.
+    #[must_use]
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// What the named listener's consumer has done so far.

@@ -2,7 +2,7 @@
 use crate::app::{event_bus, relay_outbox};
 use crate::listeners::Listeners;
 use crate::settings::Settings;
-use adapters::{BrokerState, OutboxStatus, connect_database};
+use adapters::{BrokerState, OutboxStatus, Setup, connect_database};
 use application::{PublishOutcome, wants};
 use domain::Timestamp;
 use std::future::Future;
@@ -39,7 +39,13 @@ pub async fn consume(
 /// # Errors
 /// When PostgreSQL is unreachable or a migration fails.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
+    connect_database(
+        &settings.database_url,
+        2,
+        settings.database_acquire_timeout,
+        Setup::Prepare,
+    )
+    .await?;
     Ok(())
 }
 
@@ -48,8 +54,13 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// # Errors
 /// When PostgreSQL is unreachable.
 pub async fn outbox_status(settings: &Settings) -> anyhow::Result<OutboxStatus> {
-    let pool =
-        connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
+    let pool = connect_database(
+        &settings.database_url,
+        2,
+        settings.database_acquire_timeout,
+        Setup::Existing,
+    )
+    .await?;
     relay_outbox(&pool).status().await
 }
 
@@ -69,8 +80,13 @@ pub async fn replay(
     listener: &str,
     since: Option<Timestamp>,
 ) -> anyhow::Result<u64> {
-    let pool =
-        connect_database(&settings.database_url, 2, settings.database_acquire_timeout).await?;
+    let pool = connect_database(
+        &settings.database_url,
+        2,
+        settings.database_acquire_timeout,
+        Setup::Existing,
+    )
+    .await?;
     let listeners = Listeners::of(settings, &pool, Arc::default())?;
     let Some((queue, event_types)) = listeners.subscription(listener) else {
         anyhow::bail!(
@@ -117,6 +133,7 @@ async fn built_in_listeners(settings: &Settings) -> anyhow::Result<Listeners> {
         &settings.database_url,
         settings.database_max_connections,
         settings.database_acquire_timeout,
+        Setup::Prepare,
     )
     .await?;
     Listeners::of(settings, &pool, Arc::default())

@@ -259,8 +259,12 @@ impl Settings {
             ),
             (
                 "EVENT_SOURCE",
-                !self.event_source.trim().is_empty(),
-                "must be a non-empty URI reference, e.g. /registrar",
+                (1..=255).contains(&self.event_source.len())
+                    && !self
+                        .event_source
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control()),
+                "must be a URI reference of 1 to 255 characters without spaces, e.g. /registrar",
             ),
             (
                 "CONSUMER_MAX_ATTEMPTS",
@@ -482,6 +486,8 @@ mod tests {
             ("REFRESH_TOKEN_SECRET", "short"),
             ("AMQP_QUEUE_TYPE", "stream"),
             ("AMQP_DELIVERY_LIMIT", "0"),
+            ("EVENT_SOURCE", "not a uri"),
+            ("EVENT_SOURCE", ""),
         ] {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");

@@ -119,17 +119,46 @@ async fn a_replay_takes_only_events_since_the_given_time() {
 #[tokio::test]
 async fn naming_a_listener_that_does_not_exist_lists_those_that_do() {
     let app = spawn_app().await;
-    let error = commands::replay(&app.settings, "welcome-email", None)
+    let error = commands::replay(&app.settings, "no-such-listener", None)
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains("\"welcome-email\""), "{error}");
+    assert!(error.contains("\"no-such-listener\""), "{error}");
     assert!(error.contains("log") && error.contains("audit"), "{error}");
     let error = commands::consume(app.settings.clone(), &["nope".into()], async {})
         .await
         .unwrap_err()
         .to_string();
     assert!(error.contains("\"nope\""), "{error}");
+}
+
+#[tokio::test]
+async fn inspecting_a_database_that_does_not_exist_fails_instead_of_creating_it() {
+    let app = spawn_app().await;
+    let missing = crate::helpers::database_name("typo");
+    let services = crate::helpers::services().await;
+    let settings = bootstrap::Settings {
+        database_url: crate::helpers::with_database(&services.postgres_url, &missing),
+        ..app.settings.clone()
+    };
+    let error = format!(
+        "{:#}",
+        commands::outbox_status(&settings).await.unwrap_err()
+    );
+    assert!(error.contains("does not exist"), "{error}");
+    let error = format!(
+        "{:#}",
+        commands::replay(&settings, "audit", None)
+            .await
+            .unwrap_err()
+    );
+    assert!(error.contains("does not exist"), "{error}");
+    let created: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&missing)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(created, 0, "no empty database was created");
 }
 
 #[tokio::test]

@@ -170,18 +170,19 @@ fn the_asyncapi_document_points_at_the_schema_and_names_the_default_topology() {
         "user.registered"
     );
 
-    let operation = |action: &str| -> Value {
+    let operations = |action: &str| -> Vec<Value> {
         let operations = document["operations"].as_object().expect("operations");
-        let mut found = operations.values().filter(|op| op["action"] == action);
-        let operation = found
-            .next()
-            .unwrap_or_else(|| panic!("no {action} operation"));
-        assert!(found.next().is_none(), "one {action} operation");
-        operation.clone()
+        operations
+            .values()
+            .filter(|op| op["action"] == action)
+            .cloned()
+            .collect()
     };
     let defaults = bootstrap::Settings::default();
 
-    let published_to = resolve(&operation("send")["channel"]);
+    let sends = operations("send");
+    assert_eq!(sends.len(), 1, "one publisher");
+    let published_to = resolve(&sends[0]["channel"]);
     let amqp = &published_to["bindings"]["amqp"];
     assert_eq!(amqp["is"], "routingKey");
     assert_eq!(amqp["exchange"]["name"], defaults.amqp_exchange.as_str());
@@ -193,12 +194,23 @@ fn the_asyncapi_document_points_at_the_schema_and_names_the_default_topology() {
         "the address of a routingKey channel is the routing key"
     );
 
-    let consumed_from = resolve(&operation("receive")["channel"]);
-    assert_eq!(consumed_from["bindings"]["amqp"]["is"], "queue");
-    assert_eq!(
-        consumed_from["bindings"]["amqp"]["queue"]["name"],
-        defaults.amqp_queue.as_str()
-    );
+    // One receive operation per built-in listener, each on the queue the service declares.
+    let consumed_from: Vec<String> = operations("receive")
+        .iter()
+        .map(|operation| {
+            let channel = resolve(&operation["channel"]);
+            assert_eq!(channel["bindings"]["amqp"]["is"], "queue");
+            channel["bindings"]["amqp"]["queue"]["name"]
+                .as_str()
+                .expect("a queue name")
+                .to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = [("log", "#"), ("audit", "#")]
+        .iter()
+        .map(|(name, pattern)| defaults.listener_queue(name, &[pattern]).name)
+        .collect();
+    assert_eq!(consumed_from, expected);
 }
 
 #[tokio::test]

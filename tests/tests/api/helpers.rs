@@ -80,9 +80,6 @@ pub const HELD_PREFIX: &str = "held";
 /// The test listener's name, hence its queue `test.<id>.recorder`.
 pub const RECORDER: &str = "recorder";
 
-/// Every listener the test service runs, with its event-type patterns.
-const LISTENERS: [(&str, &[&str]); 3] = [("log", &["#"]), ("audit", &["#"]), (RECORDER, &["#"])];
-
 /// A username that makes the test listener fail, to exercise retries and dead letters.
 pub const POISON_USERNAME: &str = "poison";
 
@@ -129,6 +126,8 @@ pub struct TestApp {
     pub channel: Channel,
     pub proxy: Option<TcpProxy>,
     observer_queue: String,
+    /// Every listener's queue, deleted (with its retry and dead-letter queues) at the end.
+    queues: Vec<String>,
     /// Lets the test listener finish the events it holds.
     pub release_held: tokio::sync::watch::Sender<bool>,
     /// Other instances of the service: how to stop them, and word that they have.
@@ -234,12 +233,6 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let channel = connection.create_channel().await.expect("open channel");
     let observer_queue = format!("test.{unique}.observer");
     observe(&channel, &settings, &observer_queue).await;
-    // The service declares the same on connect; declaring it first means nothing the test
-    // publishes can be dropped for want of a bound queue.
-    adapters::declare_topology(&channel, &test_topology(&settings))
-        .await
-        .expect("declare the service's topology");
-
     let (sender, handled) = mpsc::unbounded_channel();
     let (release_held, held) = tokio::sync::watch::channel(false);
     let app = Application::build_with_listeners(settings.clone(), |listeners| {
@@ -250,6 +243,17 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     })
     .await
     .expect("the service starts");
+    // The service declares the same when it connects; declaring it before it runs means
+    // nothing the test publishes can be dropped for want of a bound queue.
+    adapters::declare_topology(&channel, app.topology())
+        .await
+        .expect("declare the service's topology");
+    let queues = app
+        .topology()
+        .queues
+        .iter()
+        .map(|queue| queue.name.clone())
+        .collect();
     let address = format!("http://{}", app.local_addr());
     let stats = |name| app.listener_stats(name).expect("the listener runs");
     let (recorder_stats, audit_stats, log_stats) = (stats(RECORDER), stats("audit"), stats("log"));
@@ -284,6 +288,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         channel,
         proxy,
         observer_queue,
+        queues,
         release_held,
         extra_queues: std::sync::Mutex::default(),
         siblings: std::sync::Mutex::default(),
@@ -294,16 +299,6 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         _connection: connection,
         _services: services,
     }
-}
-
-/// The exchange and the queues of every listener the test service runs.
-pub fn test_topology(settings: &Settings) -> adapters::Topology {
-    settings.topology(
-        LISTENERS
-            .iter()
-            .map(|(name, patterns)| settings.listener_queue(name, patterns))
-            .collect(),
-    )
 }
 
 async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
@@ -638,10 +633,10 @@ impl Drop for TestApp {
             amqp_url: self._services.amqp_url.clone(),
             database: self.database.clone(),
             exchange: self.settings.amqp_exchange.clone(),
-            queues: test_topology(&self.settings)
+            queues: self
                 .queues
-                .into_iter()
-                .map(|queue| queue.name)
+                .iter()
+                .cloned()
                 .chain(std::mem::take(
                     &mut *self.extra_queues.lock().unwrap_or_else(|e| e.into_inner()),
                 ))
