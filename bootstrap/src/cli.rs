@@ -5,6 +5,7 @@ use crate::{Application, Settings, commands, telemetry};
 use chrono::DateTime;
 use clap::{Parser, Subcommand};
 use domain::Timestamp;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Registers users and announces every registration on RabbitMQ. Settings come from the
@@ -12,6 +13,10 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "registrar", version)]
 struct Cli {
+    /// A TOML file of settings (`DATABASE_URL = "..."`); the environment overrides it.
+    /// Default: the file named by CONFIG_FILE, if any.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -71,7 +76,7 @@ pub async fn main() -> ExitCode {
             }
         }
     }
-    match run(command).await {
+    match run(command, cli.config.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, the whole cause chain, no backtrace.
@@ -81,8 +86,8 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    let settings = Settings::from_env;
+async fn run(command: Command, config_file: Option<&Path>) -> anyhow::Result<()> {
+    let settings = || Settings::load(config_file);
     match command {
         Command::Serve => {
             let app = Application::build(settings()?).await?;

@@ -2,8 +2,9 @@
 use crate::http::RateLimitSettings;
 use adapters::{ListenerQueue, QueueType, Topology};
 use application::RetryPolicy;
+use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -113,6 +114,24 @@ impl Settings {
     /// Names the first setting whose value cannot be used.
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting from the environment, then from `config_file` (or the file named by
+    /// `CONFIG_FILE`), then the defaults: the environment wins, so one value can be overridden
+    /// without editing the file.
+    ///
+    /// # Errors
+    /// Names the first setting whose value cannot be used, or says what is wrong with the file
+    /// (unreadable, not TOML, a key that is no setting).
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        let path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CONFIG_FILE").map(PathBuf::from));
+        let file = match path {
+            Some(path) => read_config_file(&path)?,
+            None => HashMap::new(),
+        };
+        Self::from_lookup(|name| std::env::var(name).ok().or_else(|| file.get(name).cloned()))
     }
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
@@ -388,6 +407,95 @@ impl Settings {
     }
 }
 
+/// Every setting's name: environment variable and config-file key alike.
+pub const NAMES: [&str; 36] = [
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "DATABASE_ACQUIRE_TIMEOUT_MS",
+    "HASH_CONCURRENCY",
+    "HASH_QUEUE_SIZE",
+    "AMQP_URL",
+    "AMQP_EXCHANGE",
+    "AMQP_ROUTING_KEY",
+    "AMQP_QUEUE",
+    "AMQP_QUEUE_PREFIX",
+    "AMQP_QUEUE_TYPE",
+    "AMQP_DELIVERY_LIMIT",
+    "EVENT_SOURCE",
+    "JWT_SECRET",
+    "JWT_PRIVATE_KEY_FILE",
+    "JWT_PREVIOUS_PUBLIC_KEY_FILE",
+    "REFRESH_TOKEN_SECRET",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ACCESS_TOKEN_TTL_SECONDS",
+    "REFRESH_TOKEN_TTL_SECONDS",
+    "REFRESH_TOKEN_GRACE_SECONDS",
+    "HTTP_ADDR",
+    "SHUTDOWN_TIMEOUT_SECONDS",
+    "CONSUMER_ENABLED",
+    "CONSUMER_PREFETCH",
+    "CONSUMER_RETRY_DELAYS_MS",
+    "CONSUMER_MAX_ATTEMPTS",
+    "OUTBOX_POLL_INTERVAL_MS",
+    "OUTBOX_BATCH_SIZE",
+    "OUTBOX_RETENTION_HOURS",
+    "RATE_LIMIT_REGISTER_PER_MINUTE",
+    "RATE_LIMIT_LOGIN_PER_MINUTE",
+    "RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE",
+    "RATE_LIMIT_REFRESH_PER_MINUTE",
+    "TRUST_X_FORWARDED_FOR",
+];
+
+/// A TOML file of `SETTING = value` lines, with the environment variables' names. Values may
+/// be strings, numbers or booleans; `CONSUMER_RETRY_DELAYS_MS` may also be an array.
+fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
+    let invalid = |reason: String| SettingsError {
+        name: "CONFIG_FILE",
+        reason,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| invalid(format!("cannot read {}: {error}", path.display())))?;
+    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+        let message = error.message().replace('\n', " ");
+        invalid(format!("{} is not TOML: {message}", path.display()))
+    })?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            if !NAMES.contains(&key.as_str()) {
+                return Err(invalid(format!(
+                    "{} sets {key:?}, which is no setting (names are as in the environment, e.g. DATABASE_URL)",
+                    path.display()
+                )));
+            }
+            let value = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(number) => number.to_string(),
+                toml::Value::Boolean(flag) => flag.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::Integer(number) => Ok(number.to_string()),
+                        other => Err(invalid(format!(
+                            "{key}: a {} is not a number",
+                            other.type_str()
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+                other => {
+                    return Err(invalid(format!(
+                        "{key}: a {} is not a plain value",
+                        other.type_str()
+                    )));
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
 /// HS256 keys shorter than the hash are weaker than the algorithm (RFC 7518, section 3.2).
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -492,6 +600,74 @@ mod tests {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");
         }
+    }
+
+    #[test]
+    fn every_setting_read_is_listed_and_documented() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Settings::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        })
+        .unwrap();
+        let mut asked = asked.into_inner();
+        asked.sort();
+        asked.dedup();
+        let mut listed: Vec<String> = NAMES.iter().map(|name| (*name).to_owned()).collect();
+        listed.sort();
+        assert_eq!(asked, listed);
+        let readme = include_str!("../../README.md");
+        for name in NAMES {
+            let quoted = format!("`{name}`");
+            assert!(
+                readme
+                    .lines()
+                    .any(|line| line.starts_with("| `") && line.contains(&quoted)),
+                "{name} is not in the README's settings table"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_file_fills_in_what_the_environment_leaves_out() {
+        let dir = std::env::temp_dir().join(format!("registrar-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("registrar.toml");
+        std::fs::write(
+            &path,
+            "HTTP_ADDR = \"127.0.0.1:9999\"\nCONSUMER_PREFETCH = 7\nCONSUMER_ENABLED = false\nCONSUMER_RETRY_DELAYS_MS = [10, 20]\n",
+        )
+        .unwrap();
+        let file = read_config_file(&path).unwrap();
+        let settings = Settings::from_lookup(|name| file.get(name).cloned()).unwrap();
+        assert_eq!(settings.http_addr, "127.0.0.1:9999");
+        assert_eq!(settings.consumer_prefetch, 7);
+        assert!(!settings.consumer_enabled);
+        assert_eq!(
+            settings.consumer_retry.delays,
+            [Duration::from_millis(10), Duration::from_millis(20)]
+        );
+
+        std::fs::write(&path, "HTTP_ADRESS = \"x\"\n").unwrap();
+        let error = read_config_file(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("CONFIG_FILE") && error.contains("HTTP_ADRESS"),
+            "{error}"
+        );
+        std::fs::write(&path, "not toml at all").unwrap();
+        let error = read_config_file(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("not TOML") && !error.contains('\n'),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_example_config_file_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../registrar.example.toml"));
+        let file = read_config_file(path).unwrap();
+        assert!(Settings::from_lookup(|name| file.get(name).cloned()).is_ok());
     }
 
     #[test]

@@ -49,3 +49,38 @@ fn the_openapi_subcommand_prints_the_committed_document() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
 }
+
+#[test]
+fn a_config_file_with_a_misspelt_setting_stops_start_up_with_one_line() {
+    let path = std::env::temp_dir().join(format!("registrar-cli-{}.toml", std::process::id()));
+    std::fs::write(&path, "DATABASE_URI = \"postgres://nowhere\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_registrar"))
+        .args(["--config", path.to_str().unwrap(), "outbox", "status"])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the binary runs");
+    std::fs::remove_file(&path).unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: setting CONFIG_FILE is invalid")
+            && stderr.contains("DATABASE_URI"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_invalid_log_format_stops_start_up_with_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_registrar"))
+        .env("LOG_FORMAT", "xml")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: setting LOG_FORMAT is invalid: \"xml\": must be text or json"
+    );
+}
