@@ -2,6 +2,7 @@
 //! helpers compile once; every test has its own database, exchange and queues.
 mod helpers;
 mod proxy;
+mod running;
 
 mod accounts;
 mod audit;

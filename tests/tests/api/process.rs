@@ -1,123 +1,14 @@
 //! The real binary as a process: JSON logs that join a request to its event, and a SIGTERM
 //! under load that loses no accepted registration's event.
-use crate::helpers::{
-    JWT_SECRET, Options, TestApp, poll_until, spawn_app_with, valid_registration,
-};
+use crate::helpers::{Options, poll_until, spawn_app_with, valid_registration};
+use crate::running::Process;
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A running `registrar` process and the JSON log lines it has written so far.
-struct Process {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    address: String,
-}
-
-impl Process {
-    /// Starts the binary on the test's database and broker names, with JSON logs.
-    async fn start(app: &TestApp) -> Self {
-        let settings = &app.settings;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_registrar-e2e"))
-            .env_clear()
-            .env("DATABASE_URL", &settings.database_url)
-            .env("AMQP_URL", &settings.amqp_url)
-            .env("AMQP_EXCHANGE", &settings.amqp_exchange)
-            .env("AMQP_QUEUE", &settings.amqp_queue)
-            .env("AMQP_QUEUE_PREFIX", &settings.amqp_queue_prefix)
-            .env("HTTP_ADDR", "127.0.0.1:0")
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("RATE_LIMIT_REGISTER_PER_MINUTE", "0")
-            .env("HASH_QUEUE_SIZE", "64")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let collected = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"));
-                collected.lock().unwrap().push(value);
-            }
-        });
-        let mut process = Self {
-            child,
-            lines,
-            address: String::new(),
-        };
-        let listening = process
-            .wait_for_line(|line| {
-                line["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("registrar is listening"))
-            })
-            .await;
-        process.address = format!(
-            "http://{}",
-            listening["fields"]["address"].as_str().expect("an address")
-        );
-        process
-    }
-
-    async fn wait_for_line(&self, matches: impl Fn(&Value) -> bool) -> Value {
-        poll_until(WAIT, || async {
-            self.lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|line| matches(line))
-                .cloned()
-        })
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "no such log line; the process wrote:\n{:#?}",
-                self.lines.lock().unwrap()
-            )
-        })
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; true when it exited successfully.
-    async fn exited_cleanly(&mut self) -> bool {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.success();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the process did not exit"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A field of any span enclosing a JSON log line (the innermost that has it).
 fn span_field<'a>(line: &'a Value, field: &str) -> &'a Value {
@@ -135,6 +26,10 @@ async fn json_logs_carry_the_request_id_and_trace_from_the_request_to_the_listen
     })
     .await;
     let mut process = Process::start(&app).await;
+    println!(
+        "resident memory at start: {} KiB (debug build)",
+        process.resident_kib().expect("Linux /proc")
+    );
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let response = app
         .client
