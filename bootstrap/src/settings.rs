@@ -665,7 +665,10 @@ mod tests {
 
     #[test]
     fn the_example_config_file_is_valid() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../registrar.example.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../registrar.example.toml"
+        ));
         let file = read_config_file(path).unwrap();
         assert!(Settings::from_lookup(|name| file.get(name).cloned()).is_ok());
     }
