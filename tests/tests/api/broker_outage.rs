@@ -53,23 +53,6 @@ async fn register_many(
         .await
 }
 
-async fn audit_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
-/// Waits until the audit log has `expected` rows; fails if it has more.
-async fn wait_for_audit_rows(app: &TestApp, expected: i64) {
-    let reached = poll_until(WAIT, || async {
-        (audit_rows(app).await >= expected).then_some(())
-    })
-    .await;
-    assert!(reached.is_some(), "audit rows: {}", audit_rows(app).await);
-    assert_eq!(audit_rows(app).await, expected, "one audit row per event");
-}
-
 /// The distinct users the test listener handled, waiting until it has seen `expected`.
 async fn handled_users(app: &TestApp, expected: usize) -> (BTreeSet<String>, usize) {
     let mut users = BTreeSet::new();
@@ -129,7 +112,7 @@ async fn the_broker_cut_while_200_registrations_run_loses_no_event() {
     // Every listener, cut off too, reconnects and gets every event.
     let (handled, deliveries) = handled_users(&app, REGISTRATIONS).await;
     assert_eq!(handled, user_ids);
-    wait_for_audit_rows(&app, REGISTRATIONS as i64).await;
+    app.wait_for_audit_rows(REGISTRATIONS as i64, WAIT).await;
     let log = app.log_stats.clone();
     let log_done = poll_until(WAIT, || async {
         (log.handled() >= REGISTRATIONS as u64).then_some(())
@@ -144,7 +127,7 @@ async fn the_broker_cut_while_200_registrations_run_loses_no_event() {
         message_ids.len(),
         handled.len(),
         log.handled(),
-        audit_rows(&app).await
+        app.audit_rows().await
     );
 }
 
@@ -188,7 +171,7 @@ async fn an_event_published_again_after_a_crash_before_its_mark_has_one_effect()
     let app = spawn_app().await;
     app.registered("alice").await;
     let first = app.next_published(WAIT).await.expect("published");
-    wait_for_audit_rows(&app, 1).await;
+    app.wait_for_audit_rows(1, WAIT).await;
 
     // What a relay that died between the broker's confirm and its own mark leaves behind:
     // the event still pending, its claim expired.
@@ -208,11 +191,11 @@ async fn an_event_published_again_after_a_crash_before_its_mark_has_one_effect()
     let audit = app.audit_stats.clone();
     let acked = poll_until(WAIT, || async { (audit.handled() >= 2).then_some(()) }).await;
     assert!(acked.is_some(), "the duplicate reached the audit listener");
-    assert_eq!(audit_rows(&app).await, 1, "and had no second effect");
+    assert_eq!(app.audit_rows().await, 1, "and had no second effect");
     println!(
         "deliveries to audit: {}, audit rows: {}",
         audit.handled(),
-        audit_rows(&app).await
+        app.audit_rows().await
     );
 }
 
@@ -225,7 +208,7 @@ async fn two_instances_share_200_registrations_and_each_event_is_audited_once() 
     assert_eq!(app.user_count().await, REGISTRATIONS as i64);
 
     app.wait_for_empty_outbox(WAIT).await;
-    wait_for_audit_rows(&app, REGISTRATIONS as i64).await;
+    app.wait_for_audit_rows(REGISTRATIONS as i64, WAIT).await;
     let published = app.drain_published().await;
     let message_ids: BTreeSet<String> = published.iter().map(|m| m.message_id()).collect();
     let published_users: BTreeSet<String> = published
@@ -240,6 +223,6 @@ async fn two_instances_share_200_registrations_and_each_event_is_audited_once() 
         "users {}, published {}, audit rows {}",
         app.user_count().await,
         published.len(),
-        audit_rows(&app).await
+        app.audit_rows().await
     );
 }

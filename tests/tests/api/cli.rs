@@ -5,25 +5,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn audit_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
-async fn wait_for_audit_rows(app: &TestApp, expected: i64) {
-    let reached = poll_until(WAIT, || async {
-        (audit_rows(app).await == expected).then_some(())
-    })
-    .await;
-    assert!(
-        reached.is_some(),
-        "expected {expected} audit rows, found {}",
-        audit_rows(app).await
-    );
-}
-
 #[tokio::test]
 async fn outbox_status_counts_pending_and_recently_published_events() {
     let app = spawn_app_with(Options {
@@ -56,7 +37,7 @@ async fn a_replay_backfills_one_listener_and_no_other() {
     for tag in ["replay1", "replay2", "replay3"] {
         app.registered(tag).await;
     }
-    wait_for_audit_rows(&app, 3).await;
+    app.wait_for_audit_rows(3, WAIT).await;
     let settled = poll_until(WAIT, || async {
         (app.log_stats.handled() == 3 && app.recorder_stats.handled() == 3).then_some(())
     })
@@ -74,14 +55,14 @@ async fn a_replay_backfills_one_listener_and_no_other() {
         .await
         .unwrap();
     assert_eq!(replayed, 3);
-    wait_for_audit_rows(&app, 3).await;
+    app.wait_for_audit_rows(3, WAIT).await;
 
     // Nobody else saw a thing: not the other listeners, not a queue bound to the exchange.
     assert!(app.next_handled(Duration::from_millis(500)).await.is_none());
     let observed = app.drain_published().await.len();
     println!(
         "replayed {replayed} to audit; audit rows {}, log handled {}, observer got {observed}",
-        audit_rows(&app).await,
+        app.audit_rows().await,
         app.log_stats.handled(),
     );
     assert_eq!(app.log_stats.handled(), 3);
@@ -97,7 +78,7 @@ async fn a_replay_backfills_one_listener_and_no_other() {
     let audit = app.audit_stats.clone();
     let acked = poll_until(WAIT, || async { (audit.handled() == 9).then_some(()) }).await;
     assert!(acked.is_some(), "audit handled {}", audit.handled());
-    assert_eq!(audit_rows(&app).await, 3, "still one row per event");
+    assert_eq!(app.audit_rows().await, 3, "still one row per event");
 }
 
 #[tokio::test]
@@ -182,7 +163,7 @@ async fn consume_runs_only_the_named_listeners() {
         })
         .await
     });
-    wait_for_audit_rows(&app, 1).await;
+    app.wait_for_audit_rows(1, WAIT).await;
     let _ = stop.send(());
     consumer.await.unwrap().unwrap();
 

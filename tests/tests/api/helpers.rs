@@ -588,6 +588,27 @@ impl TestApp {
         );
     }
 
+    pub async fn audit_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_log")
+            .fetch_one(&self.db)
+            .await
+            .expect("count audit rows")
+    }
+
+    /// Waits until the audit log has `expected` rows, and fails if it then has more.
+    pub async fn wait_for_audit_rows(&self, expected: i64, within: Duration) {
+        let reached = poll_until(within, || async {
+            (self.audit_rows().await >= expected).then_some(())
+        })
+        .await;
+        assert!(
+            reached.is_some(),
+            "expected {expected} audit rows, found {}",
+            self.audit_rows().await
+        );
+        assert_eq!(self.audit_rows().await, expected, "one audit row per event");
+    }
+
     pub async fn user_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM users")
             .fetch_one(&self.db)
