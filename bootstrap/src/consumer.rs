@@ -7,13 +7,13 @@ use adapters::{
 };
 use application::{AfterFailure, EventListener, RetryPolicy, decode_event, wants};
 use futures_util::StreamExt;
-use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
@@ -191,7 +191,7 @@ async fn process<L: EventListener>(
         .message_id()
         .as_ref()
         .map(|id| id.as_str().to_owned());
-    let attempts = previous_attempts(&delivery) + 1;
+    let attempts = previous_attempts(&delivery).saturating_add(1);
     let event = match decode_event(message_id.as_deref(), &delivery.data) {
         Ok(event) => event,
         Err(reason) => {
@@ -309,6 +309,53 @@ fn previous_attempts(delivery: &Delivery) -> u32 {
     }
 }
 
+/// The properties of a retry or dead-letter copy: what identifies and describes the message,
+/// its headers less the broker's routing ones, the attempt count and the reason; persistent.
+///
+/// Copied whole, another publisher's properties would make the copy misbehave: a `CC` header
+/// routes it to the queues it names again (a poison message multiplied itself thousands of
+/// times a second), a `user_id` that is not ours makes the broker close the channel (the
+/// message never leaves the queue), and an `expiration` drops it from the dead-letter queue.
+fn copy_properties(original: &BasicProperties, reason: &str, attempts: u32) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(original) = original.headers() {
+        for (name, value) in original.inner() {
+            if !matches!(name.as_str(), "CC" | "BCC") {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempts));
+    // Bounded: the reason of a hostile message must not make the copy unbounded.
+    let reason: String = reason.chars().take(1000).collect();
+    headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+    let mut copy = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    if let Some(value) = original.message_id() {
+        copy = copy.with_message_id(value.clone());
+    }
+    if let Some(value) = original.kind() {
+        copy = copy.with_type(value.clone());
+    }
+    if let Some(value) = original.content_type() {
+        copy = copy.with_content_type(value.clone());
+    }
+    if let Some(value) = original.content_encoding() {
+        copy = copy.with_content_encoding(value.clone());
+    }
+    if let Some(value) = original.correlation_id() {
+        copy = copy.with_correlation_id(value.clone());
+    }
+    if let Some(value) = original.app_id() {
+        copy = copy.with_app_id(value.clone());
+    }
+    if let Some(value) = original.timestamp() {
+        copy = copy.with_timestamp(*value);
+    }
+    copy
+}
+
 /// Publishes a copy of the message to `queue` (through the default exchange) with the attempt
 /// count and the reason, waits for the broker's confirm, then acks the original.
 async fn move_to(
@@ -319,16 +366,7 @@ async fn move_to(
     attempts: u32,
     delay: Option<Duration>,
 ) -> anyhow::Result<()> {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(attempts));
-    // Bounded: the reason of a hostile message must not make the copy unbounded.
-    let reason: String = reason.chars().take(1000).collect();
-    headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
-    let mut properties = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
+    let mut properties = copy_properties(&delivery.properties, reason, attempts);
     if let Some(delay) = delay {
         // Per-message expiration: when it runs out, the retry queue hands the message back.
         properties = properties.with_expiration(delay.as_millis().to_string().into());
@@ -346,4 +384,51 @@ async fn move_to(
     anyhow::ensure!(confirm.is_ack(), "the broker refused the copy for {queue}");
     delivery.ack(BasicAckOptions::default()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_keeps_what_describes_the_message_and_drops_what_would_misroute_it() {
+        let mut headers = FieldTable::default();
+        headers.insert("CC".into(), AMQPValue::LongString("elsewhere".into()));
+        headers.insert("BCC".into(), AMQPValue::LongString("elsewhere".into()));
+        headers.insert("traceparent".into(), AMQPValue::LongString("00-ab".into()));
+        let original = BasicProperties::default()
+            .with_message_id("id-1".into())
+            .with_type("user.registered".into())
+            .with_content_type("application/json".into())
+            .with_timestamp(1_700_000_000)
+            .with_user_id("someone-else".into())
+            .with_expiration("100".into())
+            .with_reply_to("a-queue".into())
+            .with_headers(headers);
+
+        let copy = copy_properties(&original, "why", 3);
+
+        assert_eq!(
+            copy.message_id().as_ref().map(|id| id.as_str()),
+            Some("id-1")
+        );
+        assert_eq!(
+            copy.kind().as_ref().map(|kind| kind.as_str()),
+            Some("user.registered")
+        );
+        assert_eq!(copy.timestamp(), &Some(1_700_000_000));
+        assert_eq!(copy.delivery_mode(), &Some(2), "persistent");
+        assert_eq!(
+            copy.user_id(),
+            &None,
+            "the broker refuses another user's id on our channel"
+        );
+        assert_eq!(copy.expiration(), &None, "a dead letter must not expire");
+        assert_eq!(copy.reply_to(), &None);
+        let headers = copy.headers().clone().unwrap_or_default();
+        let headers = headers.inner();
+        assert!(!headers.contains_key("CC") && !headers.contains_key("BCC"));
+        assert!(headers.contains_key("traceparent"));
+        assert_eq!(headers.get(ATTEMPTS_HEADER), Some(&AMQPValue::LongUInt(3)));
+    }
 }

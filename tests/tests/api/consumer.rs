@@ -81,6 +81,64 @@ async fn a_malformed_message_is_rejected_and_the_next_valid_one_is_still_process
 }
 
 #[tokio::test]
+async fn a_dead_letter_keeps_neither_the_routing_nor_the_expiry_of_a_hostile_message() {
+    let app = spawn_app().await;
+    let queue = app.queue_of(RECORDER);
+    // Copied as it came, `CC` would route the dead-letter copy back to the listener's queue
+    // (again and again), and `expiration` would drop it from the dead-letter queue.
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "CC".into(),
+        AMQPValue::FieldArray(vec![AMQPValue::LongString(queue.as_str().into())].into()),
+    );
+    let hostile = BasicProperties::default()
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_expiration("60000".into())
+        .with_headers(headers);
+    app.publish_to_exchange(b"{ not json", hostile).await;
+    let stats = app.recorder_stats.clone();
+    let dead_lettered = poll_until(WAIT, || async {
+        (stats.dead_lettered() >= 1).then_some(())
+    });
+    assert!(
+        dead_lettered.await.is_some(),
+        "the message is dead-lettered"
+    );
+
+    // An event published after it is handled after anything the copy put back in the queue.
+    assert_eq!(
+        app.register(&valid_registration("after")).await.status(),
+        201
+    );
+    let handled = poll_until(WAIT, || async { (stats.handled() >= 1).then_some(()) }).await;
+    assert!(handled.is_some(), "the next event is handled");
+    println!(
+        "hostile copy: dead-lettered {}, handled {}",
+        stats.dead_lettered(),
+        stats.handled()
+    );
+    assert_eq!(stats.dead_lettered(), 1, "dead-lettered once, not looping");
+    let dead_letter = app
+        .channel
+        .basic_get(
+            adapters::dead_letter_queue(&queue).as_str().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the copy waits in the dead-letter queue");
+    let properties = &dead_letter.delivery.properties;
+    assert_eq!(
+        properties.expiration(),
+        &None,
+        "a dead letter never expires"
+    );
+    let headers = properties.headers().clone().unwrap_or_default();
+    assert!(!headers.inner().contains_key("CC"));
+    assert!(headers.inner().contains_key("x-registrar-reason"));
+}
+
+#[tokio::test]
 async fn a_failing_listener_is_retried_with_delays_then_dead_lettered() {
     let retry = RetryPolicy {
         delays: vec![Duration::from_millis(20), Duration::from_millis(40)],
