@@ -250,7 +250,7 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 21] = [
+        let rules: [(&'static str, bool, &str); 26] = [
             (
                 "SHUTDOWN_TIMEOUT_SECONDS",
                 self.shutdown_timeout <= Duration::from_secs(3600),
@@ -294,6 +294,39 @@ impl Settings {
                 "CONSUMER_RETRY_DELAYS_MS",
                 !self.consumer_retry.delays.is_empty(),
                 "must list at least one delay, e.g. 1000,5000,30000",
+            ),
+            (
+                // The broker refuses a longer per-message expiration, which would stall the
+                // queue on the first failing event.
+                "CONSUMER_RETRY_DELAYS_MS",
+                self.consumer_retry
+                    .delays
+                    .iter()
+                    .all(|delay| *delay <= Duration::from_secs(24 * 3600)),
+                "each delay must be at most 86400000 (a day)",
+            ),
+            (
+                "OUTBOX_RETENTION_HOURS",
+                self.outbox_retention <= Duration::from_secs(87_600 * 3600),
+                "must be at most 87600 (ten years)",
+            ),
+            (
+                // Empty names the default exchange, which takes no publishes by routing key.
+                "AMQP_EXCHANGE",
+                (1..=255).contains(&self.amqp_exchange.len()),
+                "must be 1 to 255 bytes",
+            ),
+            (
+                // Room for the `.retry` and `.dlq` queues named after it; empty would let the
+                // broker name it, a new queue at every start.
+                "AMQP_QUEUE",
+                (1..=200).contains(&self.amqp_queue.len()),
+                "must be 1 to 200 bytes",
+            ),
+            (
+                "AMQP_QUEUE_PREFIX",
+                self.amqp_queue_prefix.len() <= 100,
+                "must be at most 100 bytes",
             ),
             (
                 "REFRESH_TOKEN_SECRET",
@@ -596,6 +629,10 @@ mod tests {
             ("AMQP_DELIVERY_LIMIT", "0"),
             ("EVENT_SOURCE", "not a uri"),
             ("EVENT_SOURCE", ""),
+            ("CONSUMER_RETRY_DELAYS_MS", "1000,99999999999999"),
+            ("OUTBOX_RETENTION_HOURS", "99999999999"),
+            ("AMQP_EXCHANGE", ""),
+            ("AMQP_QUEUE", ""),
         ] {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");
