@@ -66,12 +66,13 @@ impl Problem {
         }
     }
 
-    /// A 503: a bounded resource (password hashing, database connections) is full.
+    /// A 503: a bounded resource (password hashing, database connections) is full, or no
+    /// database connection could be had (the pool cannot tell "all busy" from "unreachable").
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "SERVICE_UNAVAILABLE",
-            "the service is at capacity; retry after Retry-After seconds",
+            "the service cannot take this request now (at capacity, or its database is unreachable); retry after Retry-After seconds",
         )
     }
 
