@@ -30,8 +30,10 @@ pub async fn run_relay(
                     failing = false;
                 }
                 backoff = reconnect_backoff();
-                // A full batch that made progress means more may be waiting: go again at once.
-                if report.claimed == relay.batch_size() && report.published > 0 {
+                // A full batch that made progress means more may be waiting: go again at once,
+                // unless we are stopping (a backlog must not hold up the shutdown).
+                let more_waiting = report.claimed == relay.batch_size() && report.published > 0;
+                if more_waiting && !shutdown.is_cancelled() {
                     continue;
                 }
                 None

@@ -393,22 +393,7 @@ async fn drain_backlog(app: &TestApp) -> Duration {
     let process = Process::start_with(app, &env).await;
     app.wait_for_empty_outbox(Duration::from_secs(60)).await;
     proxy.cut();
-    sqlx::query(
-        "INSERT INTO outbox (id, event_type, payload, occurred_at)
-         SELECT gen_random_uuid(), 'user.registered',
-                json_build_object('event', 'user.registered',
-                                  'data', json_build_object('id', gen_random_uuid(),
-                                                            'email', 'drain' || n || '@example.com',
-                                                            'username', 'drain' || n,
-                                                            'createdAt', '2026-12-03T12:00:00.000Z'),
-                                  'timestamp', '2026-12-03T12:00:00.000Z'),
-                now()
-         FROM generate_series(1, $1) AS n",
-    )
-    .bind(BACKLOG)
-    .execute(&app.db)
-    .await
-    .unwrap();
+    app.insert_pending_events(BACKLOG).await;
     let started = Instant::now();
     proxy.restore();
     let drained = helpers::poll_until(Duration::from_secs(600), || async {

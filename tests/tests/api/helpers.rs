@@ -588,6 +588,27 @@ impl TestApp {
         );
     }
 
+    /// Puts `count` pending `user.registered` events straight into the outbox, as if that
+    /// many registrations had committed while nothing was published.
+    pub async fn insert_pending_events(&self, count: i64) {
+        sqlx::query(
+            "INSERT INTO outbox (id, event_type, payload, occurred_at)
+             SELECT gen_random_uuid(), 'user.registered',
+                    json_build_object('event', 'user.registered',
+                                      'data', json_build_object('id', gen_random_uuid(),
+                                                                'email', 'backlog' || n || '@example.com',
+                                                                'username', 'backlog' || n,
+                                                                'createdAt', '2026-12-03T12:00:00.000Z'),
+                                      'timestamp', '2026-12-03T12:00:00.000Z'),
+                    now()
+             FROM generate_series(1, $1) AS n",
+        )
+        .bind(count)
+        .execute(&self.db)
+        .await
+        .expect("insert a backlog");
+    }
+
     pub async fn audit_rows(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_log")
             .fetch_one(&self.db)

@@ -215,3 +215,55 @@ async fn every_answer_names_its_request_and_unusable_ids_are_replaced() {
     assert_eq!(parts.len(), 4, "{traceparent}");
     assert_eq!((parts[0], parts[1].len(), parts[2].len()), ("00", 32, 16));
 }
+
+#[tokio::test]
+async fn sigterm_during_a_backlog_stops_the_relay_after_its_batch() {
+    let app = spawn_app_with(Options {
+        not_running: true,
+        ..Options::default()
+    })
+    .await;
+    // Small batches: draining this backlog would take far longer than the shutdown deadline.
+    const BACKLOG: i64 = 20_000;
+    app.insert_pending_events(BACKLOG).await;
+    let mut process = Process::start_with(
+        &app,
+        &[
+            ("OUTBOX_BATCH_SIZE", "5"),
+            ("CONSUMER_ENABLED", "false"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "5"),
+        ],
+    )
+    .await;
+    let draining = poll_until(WAIT, || async {
+        (app.pending_outbox_events().await < BACKLOG).then_some(())
+    })
+    .await;
+    assert!(draining.is_some(), "the relay got going");
+
+    process.terminate();
+    assert!(process.exited_cleanly().await, "exit code 0 after SIGTERM");
+    let pending = app.pending_outbox_events().await;
+    println!("backlog {BACKLOG}: {pending} still pending after SIGTERM");
+    assert!(
+        pending > 0,
+        "the relay stopped instead of draining the backlog"
+    );
+    process
+        .wait_for_line(|line| line["fields"]["message"] == "stopped")
+        .await;
+    let late = process.lines_matching(|line| {
+        line["fields"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("did not stop in time"))
+    });
+    assert_eq!(late, 0, "every task stopped within the deadline");
+    // Nothing claimed was left unmarked: a fresh relay may take every pending event at once.
+    let leased: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND claimed_until > now()",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(leased, 0, "no batch left claimed");
+}

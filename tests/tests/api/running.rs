@@ -90,6 +90,16 @@ impl Process {
         })
     }
 
+    /// How many of the lines written so far match.
+    pub fn lines_matching(&self, matches: impl Fn(&Value) -> bool) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| matches(line))
+            .count()
+    }
+
     pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
