@@ -98,6 +98,14 @@ pub async fn run_consumer<L: EventListener>(
     }
 }
 
+/// Completes once the connection or the channel is no longer connected.
+async fn lost(connection: &lapin::Connection, channel: &Channel) {
+    let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
+    while connection.status().connected() && channel.status().connected() {
+        watchdog.tick().await;
+    }
+}
+
 /// One connection's life. Returns `Ok` only on shutdown.
 async fn consume<L: EventListener>(
     config: &ConsumerConfig,
@@ -138,8 +146,6 @@ async fn consume<L: EventListener>(
     // the broker (or a message lapin cannot parse) breaks at once must not be retried in a
     // tight loop.
     let mut settled = false;
-    // lapin does not always end the delivery stream when the connection dies under it: look.
-    let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
@@ -151,20 +157,21 @@ async fn consume<L: EventListener>(
                 .await;
                 return Ok(());
             }
-            _ = watchdog.tick() => {
-                anyhow::ensure!(
-                    connection.status().connected() && channel.status().connected(),
-                    "the connection to the broker was lost"
-                );
-            }
+            // lapin does not always end the delivery stream when the connection dies under
+            // it: look.
+            () = lost(&connection, &channel) => anyhow::bail!("the connection to the broker was lost"),
             delivery = deliveries.next() => match delivery {
                 Some(delivery) => {
                     let delivery = delivery?;
                     let span = delivery_span(listener.name(), &delivery);
                     config.stats.in_flight.inc();
-                    let processed = process(delivery, &channel, config, listener)
-                        .instrument(span)
-                        .await;
+                    // An ack or a confirm on a connection that died under it may never
+                    // complete: watch the connection while the message is in hand too. A
+                    // message given up here is redelivered (the listeners deduplicate).
+                    let processed = tokio::select! {
+                        processed = process(delivery, &channel, config, listener).instrument(span) => processed,
+                        () = lost(&connection, &channel) => Err(anyhow::anyhow!("the connection to the broker was lost while a message was in hand")),
+                    };
                     config.stats.in_flight.dec();
                     processed?;
                     if !settled {

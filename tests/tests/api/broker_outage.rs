@@ -159,10 +159,20 @@ async fn a_connection_dropped_mid_stream_is_recovered_without_a_restart() {
         .await
         .expect("the relay publishes again after the reset");
     assert_eq!(after.json()["data"]["username"], "after");
-    let Some(IncomingEvent::UserRegistered(handled)) = app.next_handled(WAIT).await else {
-        panic!("the consumer handles events again after the reset")
-    };
-    assert_eq!(handled.username.as_ref(), "after");
+    // "before" may come again: handled, its ack may not have reached the broker before the
+    // cut, and an unacked message is redelivered (at least once).
+    let mut redelivered = 0;
+    loop {
+        let Some(IncomingEvent::UserRegistered(handled)) = app.next_handled(WAIT).await else {
+            panic!("the consumer handles events again after the reset")
+        };
+        match handled.username.as_ref() {
+            "after" => break,
+            "before" if redelivered == 0 => redelivered += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    println!("reset: the consumer recovered; 'before' redelivered {redelivered} time(s)");
     app.wait_for_empty_outbox(WAIT).await;
 }
 
