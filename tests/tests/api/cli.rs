@@ -1,5 +1,5 @@
 //! The command line's jobs: `consume`, `migrate`, `outbox status`, `outbox replay`.
-use crate::helpers::{Options, TestApp, poll_until, spawn_app, spawn_app_with, valid_registration};
+use crate::helpers::{Options, poll_until, spawn_app, spawn_app_with, valid_registration};
 use bootstrap::commands;
 use std::time::Duration;
 
