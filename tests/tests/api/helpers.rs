@@ -532,6 +532,18 @@ impl TestApp {
         self.settings.listener_queue(listener, &[]).name
     }
 
+    /// Deletes the queues only tests read (the recorder's and the observer), so that the
+    /// broker routes each event to the service's own queues alone, as in production.
+    #[allow(dead_code, reason = "used by the throughput benchmark only")]
+    pub async fn remove_test_queues(&self) {
+        for queue in [self.queue_of(RECORDER), self.observer_queue.clone()] {
+            self.channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .expect("delete a test queue");
+        }
+    }
+
     /// The next message published to the test's exchange, waiting up to `within`.
     pub async fn next_published(&self, within: Duration) -> Option<Published> {
         poll_until(within, || async {
