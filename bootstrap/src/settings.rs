@@ -92,7 +92,7 @@ impl Default for Settings {
             consumer_prefetch: 32,
             consumer_retry: RetryPolicy::default(),
             outbox_poll_interval: Duration::from_secs(1),
-            outbox_batch_size: 100,
+            outbox_batch_size: 1000,
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
             rate_limits: RateLimitSettings::default(),
         }
