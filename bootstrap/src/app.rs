@@ -113,13 +113,7 @@ impl Application {
         settings: Settings,
         add: impl FnOnce(&mut Listeners),
     ) -> anyhow::Result<Self> {
-        let pool = connect_database(
-            &settings.database_url,
-            settings.database_max_connections,
-            settings.database_acquire_timeout,
-            Setup::Prepare,
-        )
-        .await?;
+        let pool = database(&settings, settings.database_max_connections, Setup::Prepare).await?;
         let metrics = Arc::new(Metrics::new());
         let (signing_key, key_material) = signing_key(&settings)?;
         let tokens = token_issuer(&settings, signing_key)?;
@@ -281,6 +275,22 @@ impl Application {
         tracing::info!("stopped");
         served.context("HTTP server failed")
     }
+}
+
+/// The settings' database, with at most `max_connections` (a command needs fewer than the
+/// service).
+pub(crate) async fn database(
+    settings: &Settings,
+    max_connections: u32,
+    setup: Setup,
+) -> anyhow::Result<sqlx::PgPool> {
+    connect_database(
+        &settings.database_url,
+        max_connections,
+        settings.database_acquire_timeout,
+        setup,
+    )
+    .await
 }
 
 /// The outbox as the relay uses it. The lease only needs to outlast one batch's publish

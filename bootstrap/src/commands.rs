@@ -1,8 +1,8 @@
 //! The command line's jobs besides `serve`: listeners only, migrations, the outbox.
-use crate::app::{event_bus, relay_outbox};
+use crate::app::{database, event_bus, relay_outbox};
 use crate::listeners::Listeners;
 use crate::settings::Settings;
-use adapters::{BrokerState, OutboxStatus, Setup, connect_database};
+use adapters::{BrokerState, OutboxStatus, Setup};
 use application::{PublishOutcome, wants};
 use domain::Timestamp;
 use std::future::Future;
@@ -39,13 +39,7 @@ pub async fn consume(
 /// # Errors
 /// When PostgreSQL is unreachable or a migration fails.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    connect_database(
-        &settings.database_url,
-        2,
-        settings.database_acquire_timeout,
-        Setup::Prepare,
-    )
-    .await?;
+    database(settings, 2, Setup::Prepare).await?;
     Ok(())
 }
 
@@ -54,13 +48,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// # Errors
 /// When PostgreSQL is unreachable.
 pub async fn outbox_status(settings: &Settings) -> anyhow::Result<OutboxStatus> {
-    let pool = connect_database(
-        &settings.database_url,
-        2,
-        settings.database_acquire_timeout,
-        Setup::Existing,
-    )
-    .await?;
+    let pool = database(settings, 2, Setup::Existing).await?;
     relay_outbox(&pool).status().await
 }
 
@@ -80,13 +68,7 @@ pub async fn replay(
     listener: &str,
     since: Option<Timestamp>,
 ) -> anyhow::Result<u64> {
-    let pool = connect_database(
-        &settings.database_url,
-        2,
-        settings.database_acquire_timeout,
-        Setup::Existing,
-    )
-    .await?;
+    let pool = database(settings, 2, Setup::Existing).await?;
     let listeners = Listeners::of(settings, &pool, Arc::default())?;
     let Some((queue, event_types)) = listeners.subscription(listener) else {
         anyhow::bail!(
@@ -129,12 +111,6 @@ pub async fn replay(
 }
 
 async fn built_in_listeners(settings: &Settings) -> anyhow::Result<Listeners> {
-    let pool = connect_database(
-        &settings.database_url,
-        settings.database_max_connections,
-        settings.database_acquire_timeout,
-        Setup::Prepare,
-    )
-    .await?;
+    let pool = database(settings, settings.database_max_connections, Setup::Prepare).await?;
     Listeners::of(settings, &pool, Arc::default())
 }
