@@ -5,26 +5,17 @@
 #[path = "../tests/api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "../tests/api/proxy.rs"]
 #[allow(dead_code)]
 mod proxy;
 
 use adapters::Argon2PasswordHasher;
-use application::PasswordHasher;
-use domain::Password;
+use measure::{hash_durations, ms, percentile};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 40;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let index = ((samples.len() - 1) as f64 * p).round() as usize;
-    samples[index]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
 
 async fn timed<F: std::future::Future<Output = reqwest::Response>>(
     request: F,
@@ -43,16 +34,7 @@ async fn timed<F: std::future::Future<Output = reqwest::Response>>(
 
 #[tokio::main]
 async fn main() {
-    let hasher = Argon2PasswordHasher::default();
-    let mut hashes = Vec::new();
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        hasher
-            .hash(Password::parse("correct horse battery staple").unwrap())
-            .await
-            .unwrap();
-        hashes.push(started.elapsed());
-    }
+    let hashes = hash_durations(&Argon2PasswordHasher::default(), ROUNDS).await;
 
     let app = helpers::spawn_app().await;
     let mut registrations = Vec::new();
@@ -73,7 +55,7 @@ async fn main() {
     }
 
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let hash = percentile(&mut hashes, 0.5);
+    let hash = percentile(&hashes, 0.5);
     println!("machine: {cores} cores; {ROUNDS} rounds each, sequential");
     println!(
         "argon2id hash (default parameters): median {:.1} ms -> ceiling {:.0} registrations/s",
@@ -82,22 +64,22 @@ async fn main() {
     );
     println!(
         "POST /auth/register: median {:.1} ms, p90 {:.1} ms",
-        ms(percentile(&mut registrations, 0.5)),
-        ms(percentile(&mut registrations, 0.9))
+        ms(percentile(&registrations, 0.5)),
+        ms(percentile(&registrations, 0.9))
     );
     let (wrong, unknown) = (
-        percentile(&mut wrong_password, 0.5),
-        percentile(&mut unknown_user, 0.5),
+        percentile(&wrong_password, 0.5),
+        percentile(&unknown_user, 0.5),
     );
     println!(
         "POST /auth/login, wrong password: median {:.1} ms, p90 {:.1} ms",
         ms(wrong),
-        ms(percentile(&mut wrong_password, 0.9))
+        ms(percentile(&wrong_password, 0.9))
     );
     println!(
         "POST /auth/login, unknown account: median {:.1} ms, p90 {:.1} ms",
         ms(unknown),
-        ms(percentile(&mut unknown_user, 0.9))
+        ms(percentile(&unknown_user, 0.9))
     );
     println!("difference of medians: {:.2} ms", ms(wrong) - ms(unknown));
 }

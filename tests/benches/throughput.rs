@@ -6,6 +6,8 @@
 #[path = "../tests/api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "../tests/api/proxy.rs"]
 #[allow(dead_code)]
 mod proxy;
@@ -18,8 +20,9 @@ use application::PasswordHasher;
 use domain::Password;
 use futures_util::StreamExt;
 use helpers::{Options, TestApp, spawn_app_with, valid_registration};
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
+use measure::{hash_durations, ms, percentile};
 use running::{Process, resident_kib_of};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,19 +32,6 @@ use std::time::{Duration, Instant};
 /// How long each load level runs.
 const LEVEL: Duration = Duration::from_secs(6);
 const BACKLOG: i64 = 100_000;
-
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    if samples.is_empty() {
-        return Duration::ZERO;
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
 
 /// Environment of the measured process: no rate limits, no access log (the bench would spend
 /// its CPU reading it), everything else as shipped.
@@ -103,15 +93,7 @@ async fn main() {
 
     // 1. The hash bound.
     let hasher = Argon2PasswordHasher::default();
-    let mut hashes = Vec::new();
-    for _ in 0..30 {
-        let started = Instant::now();
-        hasher
-            .hash(Password::parse("correct horse battery staple").unwrap())
-            .await
-            .unwrap();
-        hashes.push(started.elapsed());
-    }
+    let hashes = hash_durations(&hasher, 30).await;
     let t_hash = percentile(&hashes, 0.5);
     let ceiling = cores as f64 / t_hash.as_secs_f64();
     println!(
@@ -273,28 +255,7 @@ async fn wait_until_connected_to_the_broker(app: &TestApp, address: &str) {
 async fn delivery_latency(app: &TestApp, address: &str, rate: f64) -> (Duration, Duration, usize) {
     let channel = app.fresh_channel().await;
     let queue = format!("{}bench-latency", app.settings.amqp_queue_prefix);
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            app.settings.amqp_exchange.as_str().into(),
-            "user.registered".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    helpers::observe(&channel, &app.settings, &queue).await;
     let mut deliveries = channel
         .basic_consume(
             queue.as_str().into(),

@@ -301,7 +301,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
 }
 
-async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
+/// Declares `queue`, exclusive to `channel`'s connection, bound to every event the service
+/// publishes.
+pub async fn observe(channel: &Channel, settings: &Settings, queue: &str) {
     adapters::declare_exchange(channel, &settings.amqp_exchange)
         .await
         .expect("declare the test's exchange");
