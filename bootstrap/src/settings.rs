@@ -250,7 +250,7 @@ impl Settings {
     }
 
     fn check(self) -> Result<Self, SettingsError> {
-        let rules: [(&'static str, bool, &str); 26] = [
+        let rules: [(&'static str, bool, &str); 30] = [
             (
                 "SHUTDOWN_TIMEOUT_SECONDS",
                 self.shutdown_timeout <= Duration::from_secs(3600),
@@ -327,6 +327,28 @@ impl Settings {
                 "AMQP_QUEUE_PREFIX",
                 self.amqp_queue_prefix.len() <= 100,
                 "must be at most 100 bytes",
+            ),
+            (
+                // An AMQP short string: longer, the client cannot even encode the publish.
+                "AMQP_ROUTING_KEY",
+                self.amqp_routing_key.len() <= 255,
+                "must be at most 255 bytes",
+            ),
+            // The broker reserves `amq.` names: declaring one is refused on every attempt.
+            (
+                "AMQP_EXCHANGE",
+                !self.amqp_exchange.starts_with(RESERVED_PREFIX),
+                "must not start with amq. (reserved by the broker)",
+            ),
+            (
+                "AMQP_QUEUE",
+                !self.amqp_queue.starts_with(RESERVED_PREFIX),
+                "must not start with amq. (reserved by the broker)",
+            ),
+            (
+                "AMQP_QUEUE_PREFIX",
+                !self.amqp_queue_prefix.starts_with(RESERVED_PREFIX),
+                "must not start with amq. (reserved by the broker)",
             ),
             (
                 "REFRESH_TOKEN_SECRET",
@@ -529,6 +551,8 @@ fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsErro
         .collect()
 }
 
+/// Names the broker keeps for itself.
+const RESERVED_PREFIX: &str = "amq.";
 /// HS256 keys shorter than the hash are weaker than the algorithm (RFC 7518, section 3.2).
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -606,6 +630,7 @@ mod tests {
 
     #[test]
     fn an_invalid_setting_is_named_in_one_line() {
+        let long_routing_key = "k".repeat(256);
         let error = from(&[("CONSUMER_PREFETCH", "lots")])
             .unwrap_err()
             .to_string();
@@ -633,6 +658,10 @@ mod tests {
             ("OUTBOX_RETENTION_HOURS", "99999999999"),
             ("AMQP_EXCHANGE", ""),
             ("AMQP_QUEUE", ""),
+            ("AMQP_ROUTING_KEY", long_routing_key.as_str()),
+            ("AMQP_EXCHANGE", "amq.mine"),
+            ("AMQP_QUEUE", "amq.mine"),
+            ("AMQP_QUEUE_PREFIX", "amq."),
         ] {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");
