@@ -3,7 +3,7 @@ use super::MAX_BODY_BYTES;
 use crate::metrics::{HttpLabels, Metrics};
 use poem::error::ReadBodyError;
 use poem::http::header::CACHE_CONTROL;
-use poem::http::{HeaderValue, StatusCode};
+use poem::http::{HeaderValue, Method, StatusCode};
 use poem::web::headers::{ContentLength, HeaderMapExt};
 use poem::{Endpoint, Error, IntoResponse, Request, Response, Result};
 use std::sync::Arc;
@@ -103,6 +103,23 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The method as a metrics label: one of HTTP's own, else `other`. A client can send any
+/// token as a method, and each new label value would be a new series kept for ever.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts and times every answer by route, method and status, and counts new accounts.
 pub async fn measure<E: Endpoint>(
     metrics: Arc<Metrics>,
@@ -110,7 +127,7 @@ pub async fn measure<E: Endpoint>(
     request: Request,
 ) -> Result<Response> {
     let route = route_label(request.uri().path());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.call(request).await?.into_response();
     let status = response.status();

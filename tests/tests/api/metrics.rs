@@ -87,3 +87,29 @@ async fn metrics_count_requests_registrations_hashes_events_and_listeners() {
         "latency histograms are exported: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_made_up_method_is_counted_as_other_and_adds_no_series_of_its_own() {
+    let app = spawn_app().await;
+    for n in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("BREW{n}").as_bytes()).unwrap();
+        let answer = app
+            .client
+            .request(method, app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 405);
+    }
+    let text = scrape(&app).await;
+    assert!(!text.contains("BREW"), "a client chose a label value");
+    let other = text
+        .lines()
+        .find(|line| {
+            line.starts_with("registrar_http_requests_total")
+                && line.contains("method=\"other\"")
+                && line.contains("status=\"405\"")
+        })
+        .expect("the made-up methods are counted as other");
+    assert!(other.ends_with(" 3"), "{other}");
+}
