@@ -19,7 +19,7 @@ pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
 pub use postgres::{OUTBOX_CHANNEL, Setup, connect_database, database_ready};
 pub use postgres_audit::PostgresAuditLog;
 pub use postgres_idempotency::PostgresIdempotencyStore;
-pub use postgres_outbox::{OutboxStatus, OutboxWakeups, PostgresOutbox};
+pub use postgres_outbox::{OutboxBacklog, OutboxStatus, OutboxWakeups, PostgresOutbox};
 pub use postgres_sessions::PostgresSessionStore;
 pub use postgres_users::PostgresUserRepository;
 pub use rabbitmq::{

@@ -34,25 +34,42 @@ impl PostgresOutbox {
             .context("count pending outbox events")
     }
 
+    /// Events not yet confirmed and how long the oldest has waited. Read through the index of
+    /// pending events, so it stays cheap however many published events are retained: health
+    /// probes and metric scrapes ask for it all the time.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
+        let (pending, oldest_pending_seconds): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(occurred_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("read the outbox backlog")?;
+        Ok(OutboxBacklog {
+            pending,
+            oldest_pending_age: oldest_pending_seconds
+                .map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+        })
+    }
+
     /// What an operator wants to know at a glance: is the relay keeping up?
     ///
     /// # Errors
     /// When the database cannot be reached.
     pub async fn status(&self) -> anyhow::Result<OutboxStatus> {
-        let (pending, oldest_pending_seconds, published_last_hour): (i64, Option<f64>, i64) =
-            sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE published_at IS NULL),
-                        extract(epoch FROM now() - min(occurred_at) FILTER (WHERE published_at IS NULL))::float8,
-                        count(*) FILTER (WHERE published_at > now() - interval '1 hour')
-                 FROM outbox",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .context("read the outbox status")?;
+        let backlog = self.backlog().await?;
+        let published_last_hour: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE published_at > now() - interval '1 hour'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("count recently published outbox events")?;
         Ok(OutboxStatus {
-            pending,
-            oldest_pending_age: oldest_pending_seconds
-                .map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+            pending: backlog.pending,
+            oldest_pending_age: backlog.oldest_pending_age,
             published_last_hour,
         })
     }
@@ -96,6 +113,14 @@ impl PostgresOutbox {
             .context("prune published outbox events")?;
         Ok(deleted.rows_affected())
     }
+}
+
+/// What the relay has yet to publish.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutboxBacklog {
+    pub pending: i64,
+    /// How long the oldest pending event has waited; `None` when nothing is pending.
+    pub oldest_pending_age: Option<Duration>,
 }
 
 /// The outbox at a glance.

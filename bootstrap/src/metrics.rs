@@ -217,11 +217,12 @@ impl Metrics {
     pub async fn render(&self, outbox: &PostgresOutbox, broker: &BrokerState) -> String {
         self.broker_connected.set(i64::from(broker.is_connected()));
         // On failure the last known values stay; readiness reports the database itself.
-        if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), outbox.status()).await
+        if let Ok(Ok(backlog)) =
+            tokio::time::timeout(Duration::from_secs(2), outbox.backlog()).await
         {
-            self.outbox_pending.set(status.pending);
+            self.outbox_pending.set(backlog.pending);
             self.outbox_oldest_age.set(
-                status
+                backlog
                     .oldest_pending_age
                     .map_or(0.0, |age| age.as_secs_f64()),
             );
