@@ -13,7 +13,7 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel};
+use lapin::{BasicProperties, Channel, Confirmation};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
@@ -382,13 +382,25 @@ async fn move_to(
         .basic_publish(
             "".into(),
             queue.into(),
-            BasicPublishOptions::default(),
+            // Mandatory: if the queue is gone (deleted by hand), the broker returns the copy
+            // instead of confirming it into nowhere; the original then stays unacked.
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
             &delivery.data,
             properties,
         )
         .await?
         .await?;
-    anyhow::ensure!(confirm.is_ack(), "the broker refused the copy for {queue}");
+    match confirm {
+        Confirmation::Ack(None) => {}
+        // Reconnecting declares the queues again; the original is then delivered again.
+        Confirmation::Ack(Some(_)) => anyhow::bail!("queue {queue} is missing: the copy came back"),
+        Confirmation::Nack(_) | Confirmation::NotRequested => {
+            anyhow::bail!("the broker refused the copy for {queue}")
+        }
+    }
     delivery.ack(BasicAckOptions::default()).await?;
     Ok(())
 }

@@ -306,3 +306,60 @@ async fn a_consumer_whose_queue_is_deleted_declares_it_again_and_carries_on() {
     };
     assert_eq!(event.username.as_ref(), "afterwards");
 }
+
+#[tokio::test]
+async fn a_retry_queue_deleted_by_hand_loses_no_event() {
+    let app = spawn_app_with(Options {
+        consumer_retry: Some(RetryPolicy {
+            delays: vec![Duration::from_millis(20)],
+            max_attempts: 2,
+        }),
+        ..Options::default()
+    })
+    .await;
+    // The consumer is up (it has handled an event) before its side queues go.
+    app.registered("first").await;
+    assert!(matches!(
+        app.next_handled(WAIT).await,
+        Some(IncomingEvent::UserRegistered(_))
+    ));
+    let queue = app.queue_of(RECORDER);
+    for side_queue in [
+        adapters::retry_queue(&queue),
+        adapters::dead_letter_queue(&queue),
+    ] {
+        app.channel
+            .queue_delete(
+                side_queue.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    // The retry copy comes back unroutable; the original stays unacked, the consumer declares
+    // its queues again, and the event goes on to its last attempt.
+    app.registered(POISON_USERNAME).await;
+    let stats = app.recorder_stats.clone();
+    let dead_lettered = poll_until(WAIT, || async {
+        (stats.dead_lettered() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        dead_lettered.is_some(),
+        "retried {} dead-lettered {}",
+        stats.retried(),
+        stats.dead_lettered()
+    );
+    let (body, headers) = next_dead_letter(&app).await;
+    assert!(String::from_utf8_lossy(&body).contains("\"username\":\"poison\""));
+    assert_eq!(
+        headers.inner().get("x-registrar-attempts"),
+        Some(&AMQPValue::LongUInt(2))
+    );
+    println!(
+        "side queues deleted: retried {}, dead-lettered {}",
+        stats.retried(),
+        stats.dead_lettered()
+    );
+}
