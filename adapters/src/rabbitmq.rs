@@ -268,6 +268,33 @@ impl RabbitMqEventBus {
         self.state.clone()
     }
 
+    /// Connects, unless the held channel is still up, and records whether the broker could
+    /// be reached. Called while the relay has nothing to publish too, so that readiness and
+    /// the metrics tell the truth about the broker when no event has gone out for a while.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached or refuses the topology.
+    pub async fn connect(&self) -> anyhow::Result<()> {
+        self.ensure_open(&mut *self.publisher.lock().await).await
+    }
+
+    async fn ensure_open(&self, publisher: &mut Option<Publisher>) -> anyhow::Result<()> {
+        if publisher
+            .as_ref()
+            .is_some_and(|p| p.connection.status().connected() && p.channel.status().connected())
+        {
+            self.state.set(true);
+            return Ok(());
+        }
+        let opened = tokio::time::timeout(BROKER_TIMEOUT, self.open())
+            .await
+            .map_err(|_| anyhow::anyhow!("opening a channel took over {BROKER_TIMEOUT:?}"))
+            .and_then(|opened| opened);
+        self.state.set(opened.is_ok());
+        *publisher = Some(opened?);
+        Ok(())
+    }
+
     async fn open(&self) -> anyhow::Result<Publisher> {
         let connection = connect_broker(&self.url, "registrar relay").await?;
         let channel = connection.create_channel().await.context("open channel")?;
@@ -335,17 +362,7 @@ impl RabbitMqEventBus {
         events: &[OutboxEvent],
     ) -> anyhow::Result<Vec<PublishOutcome>> {
         let mut publisher = self.publisher.lock().await;
-        if publisher
-            .as_ref()
-            .is_none_or(|p| !p.channel.status().connected())
-        {
-            let opened = tokio::time::timeout(BROKER_TIMEOUT, self.open())
-                .await
-                .map_err(|_| anyhow::anyhow!("opening a channel took over {BROKER_TIMEOUT:?}"))
-                .and_then(|opened| opened);
-            self.state.set(opened.is_ok());
-            *publisher = Some(opened?);
-        }
+        self.ensure_open(&mut publisher).await?;
         let channel = &publisher
             .as_ref()
             .expect("a publisher was just opened")

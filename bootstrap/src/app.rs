@@ -8,6 +8,7 @@ use crate::maintenance::{Expiring, run_maintenance};
 use crate::metrics::{Metered, Metrics};
 use crate::relay::run_relay;
 use crate::settings::Settings;
+use crate::supervise::spawn_vital;
 use adapters::{
     Argon2PasswordHasher, BrokerState, HmacRefreshTokens, JwtSettings, JwtTokenIssuer,
     OutboxWakeups, PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore,
@@ -88,7 +89,6 @@ pub struct Application {
     limits: Arc<RateLimits>,
     listeners: Listeners,
     topology: Topology,
-    broker: BrokerState,
     metrics: Arc<Metrics>,
     consumer_enabled: bool,
     poll_interval: Duration,
@@ -200,7 +200,6 @@ impl Application {
             },
             topology: settings.topology(listeners.queues()),
             listeners,
-            broker,
             consumer_enabled: settings.consumer_enabled,
             poll_interval: settings.outbox_poll_interval,
             shutdown_timeout: settings.shutdown_timeout,
@@ -235,23 +234,40 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let relay = tokio::spawn(run_relay(
-            self.relay,
-            self.wakeups,
-            self.poll_interval,
-            self.metrics.clone(),
-            stop.clone(),
-        ));
+        let failed = CancellationToken::new();
+        let relay = spawn_vital(
+            "outbox relay",
+            run_relay(
+                self.relay,
+                self.wakeups,
+                self.poll_interval,
+                self.metrics.clone(),
+                stop.clone(),
+            ),
+            &stop,
+            &failed,
+        );
         let consumers = if self.consumer_enabled {
-            self.listeners.start(&self.broker, &stop)
+            self.listeners.start(&stop, &failed)
         } else {
             Vec::new()
         };
-        let maintenance = tokio::spawn(run_maintenance(self.expiring, self.limits, stop.clone()));
+        let maintenance = spawn_vital(
+            "maintenance",
+            run_maintenance(self.expiring, self.limits, stop.clone()),
+            &stop,
+            &failed,
+        );
+        let stopping = async {
+            tokio::select! {
+                () = shutdown => {}
+                () = failed.cancelled() => {}
+            }
+        };
         let served = Server::new_with_acceptor(self.acceptor)
             // Idle keep-alive connections are closed, so that they cannot pile up.
             .idle_timeout(IDLE_CONNECTION_TIMEOUT)
-            .run_with_graceful_shutdown(self.routes, shutdown, Some(self.shutdown_timeout))
+            .run_with_graceful_shutdown(self.routes, stopping, Some(self.shutdown_timeout))
             .await;
         // No request is in flight any more: the relay finishes its batch and the listeners
         // the messages in hand, then each closes its connection.
@@ -273,6 +289,10 @@ impl Application {
             );
         }
         tracing::info!("stopped");
+        anyhow::ensure!(
+            !failed.is_cancelled(),
+            "a background task failed (see the log above); stopped so that a supervisor restarts the service"
+        );
         served.context("HTTP server failed")
     }
 }

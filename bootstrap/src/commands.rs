@@ -24,13 +24,20 @@ pub async fn consume(
         listeners.retain(only)?;
     }
     tracing::info!(listeners = %listeners.names().join(", "), "consuming");
-    let stop = CancellationToken::new();
-    let consumers = listeners.start(&BrokerState::default(), &stop);
-    shutdown.await;
+    let (stop, failed) = (CancellationToken::new(), CancellationToken::new());
+    let consumers = listeners.start(&stop, &failed);
+    tokio::select! {
+        () = shutdown => {}
+        () = failed.cancelled() => {}
+    }
     stop.cancel();
     for consumer in consumers {
         let _ = consumer.await;
     }
+    anyhow::ensure!(
+        !failed.is_cancelled(),
+        "a listener's consumer failed (see the log above); stopped so that a supervisor restarts it"
+    );
     Ok(())
 }
 

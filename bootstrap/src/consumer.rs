@@ -2,8 +2,8 @@
 //! hands valid events to an application listener and acknowledges them.
 use crate::backoff::{next_pause, reconnect_backoff};
 use adapters::{
-    BrokerState, ListenerQueue, REQUEST_ID_HEADER, TRACEPARENT_HEADER, connect_broker,
-    dead_letter_queue, declare_exchange, declare_listener_queue, retry_queue,
+    ListenerQueue, REQUEST_ID_HEADER, TRACEPARENT_HEADER, connect_broker, dead_letter_queue,
+    declare_exchange, declare_listener_queue, retry_queue,
 };
 use application::{AfterFailure, EventListener, RetryPolicy, decode_event, wants};
 use futures_util::StreamExt;
@@ -64,8 +64,6 @@ pub struct ConsumerConfig {
     pub prefetch: u16,
     pub retry: RetryPolicy,
     pub stats: Arc<ConsumerStats>,
-    /// Told whenever this consumer connects or loses the broker.
-    pub broker: BrokerState,
 }
 
 /// How often a consumer checks that its connection and channel are still up.
@@ -87,7 +85,6 @@ pub async fn run_consumer<L: EventListener>(
         match consume(&config, &*listener, &shutdown, &mut backoff).await {
             Ok(()) => return,
             Err(error) => {
-                config.broker.set(false);
                 tracing::warn!(error = format!("{error:#}"), queue = %config.queue.name, "consumer lost the broker; reconnecting")
             }
         }
@@ -140,7 +137,6 @@ async fn consume<L: EventListener>(
     })
     .await
     .map_err(|_| anyhow::anyhow!("setting up the consumer took over {SETUP_TIMEOUT:?}"))??;
-    config.broker.set(true);
     tracing::info!(listener = listener.name(), queue = %config.queue.name, "consumer connected to RabbitMQ");
     // The pace of reconnecting is reset only once a message went through: a connection that
     // the broker (or a message lapin cannot parse) breaks at once must not be retried in a

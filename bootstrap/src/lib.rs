@@ -11,6 +11,7 @@ mod maintenance;
 pub mod metrics;
 mod relay;
 mod settings;
+mod supervise;
 pub mod telemetry;
 
 pub use app::{Application, ProductionPorts};

@@ -5,8 +5,10 @@
 use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use adapters::{BrokerState, ListenerQueue, PostgresAuditLog, SystemClock};
+use crate::supervise::spawn_vital;
+use adapters::{ListenerQueue, PostgresAuditLog, SystemClock};
 use application::{AuditEvents, EventListener, LogEvents};
+use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -21,7 +23,7 @@ pub(crate) fn built_in(listeners: &mut Listeners, pool: &PgPool) {
     ));
 }
 
-type Start = Box<dyn FnOnce(ConsumerConfig, CancellationToken) -> JoinHandle<()> + Send>;
+type Start = Box<dyn FnOnce(ConsumerConfig, CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 struct Registered {
     name: &'static str,
@@ -76,7 +78,7 @@ impl Listeners {
                     .consumer_stats(name, self.settings.consumer_prefetch),
             ),
             start: Box::new(move |config, shutdown| {
-                tokio::spawn(run_consumer(config, listener, shutdown))
+                Box::pin(run_consumer(config, listener, shutdown))
             }),
         });
         self
@@ -152,11 +154,12 @@ impl Listeners {
         Ok(())
     }
 
-    /// Starts one consumer per listener; they run until `shutdown` is cancelled.
+    /// Starts one consumer per listener; they run until `shutdown` is cancelled. One that
+    /// panics or ends before cancels `failed`.
     pub(crate) fn start(
         self,
-        broker: &BrokerState,
         shutdown: &CancellationToken,
+        failed: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
         let settings = self.settings;
         self.registered
@@ -170,9 +173,13 @@ impl Listeners {
                     prefetch: settings.consumer_prefetch,
                     retry: settings.consumer_retry.clone(),
                     stats: entry.stats,
-                    broker: broker.clone(),
                 };
-                (entry.start)(config, shutdown.clone())
+                spawn_vital(
+                    entry.name,
+                    (entry.start)(config, shutdown.clone()),
+                    shutdown,
+                    failed,
+                )
             })
             .collect()
     }

@@ -36,6 +36,14 @@ pub async fn run_relay(
                 if more_waiting && !shutdown.is_cancelled() {
                     continue;
                 }
+                if report.claimed == 0 {
+                    // Nothing to publish: look at the broker anyway, so that a lost connection
+                    // shows in readiness and the metrics, and is mended before the next event.
+                    tokio::select! {
+                        _ = relay.bus().connect() => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
                 None
             }
             Err(error) => {

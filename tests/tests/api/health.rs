@@ -79,3 +79,50 @@ async fn a_database_behind_this_build_s_migrations_is_not_ready() {
     // Liveness is not readiness: the process is fine.
     assert_eq!(app.get_json("/health/live").await["status"], "ok");
 }
+
+#[tokio::test]
+async fn an_idle_api_only_instance_reports_the_broker_as_it_is() {
+    let app = spawn_app_with(Options {
+        broker_behind_proxy: true,
+        consumers_disabled: true,
+        ..Options::default()
+    })
+    .await;
+    let broker_is = |expected: &'static str| {
+        let app = &app;
+        async move {
+            poll_until(WAIT, || async {
+                let (status, body) = ready(app).await;
+                (status == 200 && body["broker"] == expected).then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    // No event has been published, and no consumer runs: the relay looks all the same.
+    assert!(broker_is("connected").await, "connected before any event");
+    let proxy = app.proxy.as_ref().expect("a proxy");
+    proxy.cut();
+    assert!(
+        broker_is("disconnected").await,
+        "the cut is seen while idle"
+    );
+    proxy.restore();
+    assert!(broker_is("connected").await, "and the recovery");
+}
+
+#[tokio::test]
+async fn readiness_does_not_wait_on_the_outbox_backlog() {
+    let app = spawn_app().await;
+    // Nobody can count the outbox while this transaction holds it.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert!(body["outboxPending"].is_null(), "{body}");
+    lock.rollback().await.unwrap();
+}
