@@ -30,10 +30,20 @@ pub async fn consume(
         () = shutdown => {}
         () = failed.cancelled() => {}
     }
+    // As `serve`: each listener finishes the message in hand, within the shutdown deadline.
     stop.cancel();
-    for consumer in consumers {
-        let _ = consumer.await;
+    let finished = async {
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
+    };
+    if tokio::time::timeout(settings.shutdown_timeout, finished)
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?settings.shutdown_timeout, "listeners did not stop in time; exiting anyway (unacked messages are redelivered)");
     }
+    tracing::info!("stopped");
     anyhow::ensure!(
         !failed.is_cancelled(),
         "a listener's consumer failed (see the log above); stopped so that a supervisor restarts it"
