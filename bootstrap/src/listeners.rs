@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The listeners every instance runs (unless told to run only some).
-pub(crate) fn built_in(listeners: &mut Listeners, pool: &PgPool) {
+/// Settings a listener needs come from `settings` (a new one goes into `Settings` and the
+/// README's table, which a test checks).
+pub(crate) fn built_in(listeners: &mut Listeners, _settings: &Settings, pool: &PgPool) {
     listeners.add(LogEvents);
     listeners.add(AuditEvents::new(
         PostgresAuditLog::new(pool.clone()),
@@ -59,7 +61,7 @@ impl Listeners {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let mut listeners = Self::new(settings, metrics);
-        built_in(&mut listeners, pool);
+        built_in(&mut listeners, settings, pool);
         listeners.check()?;
         Ok(listeners)
     }

@@ -416,8 +416,10 @@ impl Settings {
             ),
             (
                 "HTTP_ADDR",
-                !self.http_addr.trim().is_empty(),
-                "must be host:port",
+                self.http_addr.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.trim().is_empty() && port.parse::<u16>().is_ok()
+                }),
+                "must be host:port, e.g. 0.0.0.0:8080",
             ),
         ];
         match rules.into_iter().find(|(_, ok, _)| !ok) {
@@ -519,10 +521,12 @@ fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsErro
         .into_iter()
         .map(|(key, value)| {
             if !NAMES.contains(&key.as_str()) {
-                return Err(invalid(format!(
-                    "{} sets {key:?}, which is no setting (names are as in the environment, e.g. DATABASE_URL)",
-                    path.display()
-                )));
+                let why = if ENVIRONMENT_ONLY.contains(&key.as_str()) {
+                    "which is read from the environment only (logging starts before the file is read)"
+                } else {
+                    "which is no setting (names are as in the environment, e.g. DATABASE_URL)"
+                };
+                return Err(invalid(format!("{} sets {key:?}, {why}", path.display())));
             }
             let value = match value {
                 toml::Value::String(text) => text,
@@ -551,6 +555,8 @@ fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsErro
         .collect()
 }
 
+/// Read by logging, which starts before any settings file is read.
+const ENVIRONMENT_ONLY: [&str; 2] = ["RUST_LOG", "LOG_FORMAT"];
 /// Names the broker keeps for itself.
 const RESERVED_PREFIX: &str = "amq.";
 /// HS256 keys shorter than the hash are weaker than the algorithm (RFC 7518, section 3.2).
@@ -662,6 +668,8 @@ mod tests {
             ("AMQP_EXCHANGE", "amq.mine"),
             ("AMQP_QUEUE", "amq.mine"),
             ("AMQP_QUEUE_PREFIX", "amq."),
+            ("HTTP_ADDR", "nonsense"),
+            ("HTTP_ADDR", "0.0.0.0:99999"),
         ] {
             let error = from(&[(name, value)]).expect_err(name).to_string();
             assert!(error.contains(name), "{error}");
@@ -720,6 +728,9 @@ mod tests {
             error.contains("CONFIG_FILE") && error.contains("HTTP_ADRESS"),
             "{error}"
         );
+        std::fs::write(&path, "RUST_LOG = \"debug\"\n").unwrap();
+        let error = read_config_file(&path).unwrap_err().to_string();
+        assert!(error.contains("environment only"), "{error}");
         std::fs::write(&path, "not toml at all").unwrap();
         let error = read_config_file(&path).unwrap_err().to_string();
         assert!(
