@@ -38,16 +38,31 @@ impl PostgresOutbox {
     /// pending events, so it stays cheap however many published events are retained: health
     /// probes and metric scrapes ask for it all the time.
     ///
+    /// The database gives up after `time_limit` (waiting on a lock included). A caller's own
+    /// timeout is not enough: the abandoned query would keep its pooled connection busy until
+    /// the server-wide statement timeout, and a few probes against a locked table would take
+    /// the whole pool.
+    ///
     /// # Errors
-    /// When the database cannot be reached.
-    pub async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
+    /// When the database cannot be reached or does not answer within `time_limit`.
+    pub async fn backlog(&self, time_limit: Duration) -> anyhow::Result<OutboxBacklog> {
+        let mut transaction = self.pool.begin().await.context("read the outbox backlog")?;
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{}ms", time_limit.as_millis().max(1)))
+            .execute(&mut *transaction)
+            .await
+            .context("limit the outbox backlog query")?;
         let (pending, oldest_pending_seconds): (i64, Option<f64>) = sqlx::query_as(
             "SELECT count(*), extract(epoch FROM now() - min(occurred_at))::float8
              FROM outbox WHERE published_at IS NULL",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *transaction)
         .await
         .context("read the outbox backlog")?;
+        transaction
+            .commit()
+            .await
+            .context("read the outbox backlog")?;
         Ok(OutboxBacklog {
             pending,
             oldest_pending_age: oldest_pending_seconds
@@ -60,7 +75,8 @@ impl PostgresOutbox {
     /// # Errors
     /// When the database cannot be reached.
     pub async fn status(&self) -> anyhow::Result<OutboxStatus> {
-        let backlog = self.backlog().await?;
+        // An operator at a terminal can wait longer than a probe.
+        let backlog = self.backlog(Duration::from_secs(30)).await?;
         let published_last_hour: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM outbox WHERE published_at > now() - interval '1 hour'",
         )

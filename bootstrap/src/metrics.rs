@@ -217,9 +217,8 @@ impl Metrics {
     pub async fn render(&self, outbox: &PostgresOutbox, broker: &BrokerState) -> String {
         self.broker_connected.set(i64::from(broker.is_connected()));
         // On failure the last known values stay; readiness reports the database itself.
-        if let Ok(Ok(backlog)) =
-            tokio::time::timeout(Duration::from_secs(2), outbox.backlog()).await
-        {
+        let limit = Duration::from_secs(1);
+        if let Ok(Ok(backlog)) = tokio::time::timeout(2 * limit, outbox.backlog(limit)).await {
             self.outbox_pending.set(backlog.pending);
             self.outbox_oldest_age.set(
                 backlog

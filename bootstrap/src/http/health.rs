@@ -8,8 +8,11 @@ use std::time::Duration;
 /// A readiness check that takes longer than this counts as failed: a load balancer must not
 /// wait on a stuck database.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long readiness waits for the outbox backlog, which it only reports.
-const BACKLOG_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the database may take to count the outbox backlog for readiness, which only reports
+/// it; the database enforces it, so a locked outbox does not tie up pooled connections.
+const BACKLOG_TIME_LIMIT: Duration = Duration::from_millis(500);
+/// Our own bound on the same wait, should the database not answer at all.
+const BACKLOG_TIMEOUT: Duration = Duration::from_millis(750);
 
 #[derive(Tags)]
 enum HealthTags {
@@ -107,10 +110,13 @@ impl HealthApi {
             Ok(()) => {
                 // Reported, never decisive: a backlog that cannot be counted in time is left
                 // out, and the service stays ready.
-                let backlog = tokio::time::timeout(BACKLOG_TIMEOUT, probes.outbox.backlog())
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
+                let backlog = tokio::time::timeout(
+                    BACKLOG_TIMEOUT,
+                    probes.outbox.backlog(BACKLOG_TIME_LIMIT),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok);
                 ReadyResponse::Ready(Json(Ready {
                     status: "ready".into(),
                     database: "ok".into(),
