@@ -112,8 +112,24 @@ pub fn at_capacity(error: &anyhow::Error) -> bool {
             .any(|cause| matches!(cause.downcast_ref(), Some(sqlx::Error::PoolTimedOut)))
 }
 
+/// Whether the database went out of reach under the request (PostgreSQL restarting, a
+/// connection killed by an operator or a proxy, a statement cut off by its timeout): worth a
+/// retry on a fresh connection, so 503 rather than 500. Had the connection died in the middle
+/// of a commit, a retry with the same `Idempotency-Key` gets the first answer.
+pub fn database_interrupted(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| match cause.downcast_ref() {
+        Some(sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+        Some(sqlx::Error::Database(error)) => error.code().is_some_and(|code| {
+            // 08: connection exception; 57P: operator intervention (shutdown, terminated);
+            // 57014: query cancelled (statement timeout); 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P") || code == "57014" || code == "53300"
+        }),
+        _ => false,
+    })
+}
+
 /// The answers an operation gives when something fails on our side: 503 when the service is
-/// at capacity, 500 otherwise.
+/// at capacity or lost its database for the moment, 500 otherwise.
 pub trait ServerFailure: Sized {
     fn unavailable(problem: OpenApiJson<Problem>, retry_after: u64) -> Self;
     fn internal(problem: OpenApiJson<Problem>) -> Self;
@@ -121,6 +137,12 @@ pub trait ServerFailure: Sized {
     fn from_unexpected(error: &anyhow::Error) -> Self {
         if at_capacity(error) {
             tracing::debug!(error = format!("{error:#}"), "at capacity; answered 503");
+            Self::unavailable(OpenApiJson(Problem::unavailable()), RETRY_AFTER_AT_CAPACITY)
+        } else if database_interrupted(error) {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the database went out of reach; answered 503"
+            );
             Self::unavailable(OpenApiJson(Problem::unavailable()), RETRY_AFTER_AT_CAPACITY)
         } else {
             Self::internal(OpenApiJson(Problem::internal(error)))

@@ -1,6 +1,6 @@
 //! At capacity the service says so at once (503 with Retry-After) instead of piling requests
 //! up, and loses nothing it accepted.
-use crate::helpers::{Options, TestApp, spawn_app_with, valid_registration};
+use crate::helpers::{Options, TestApp, poll_until, spawn_app, spawn_app_with, valid_registration};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -101,4 +101,52 @@ async fn an_exhausted_connection_pool_answers_503_not_a_hang_or_a_500() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn a_database_connection_lost_mid_request_answers_503_and_a_retry_succeeds() {
+    let app = spawn_app().await;
+    let registration = valid_registration("interrupted");
+
+    // Hold the users table, so the registration waits inside its transaction; then kill the
+    // connection it waits on, as a database restart or an operator would.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let kill_the_waiting_connection = async {
+        poll_until(Duration::from_secs(15), || async {
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+            (!killed.is_empty()).then_some(())
+        })
+        .await
+    };
+    let (response, killed) = tokio::join!(app.register(&registration), kill_the_waiting_connection);
+    lock.rollback().await.unwrap();
+    assert!(
+        killed.is_some(),
+        "the registration never waited on the lock"
+    );
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap()),
+        Some("1")
+    );
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "SERVICE_UNAVAILABLE", "{problem}");
+    assert_eq!(app.user_count().await, 0, "nothing was committed");
+
+    let retried = app.register(&registration).await;
+    assert_eq!(retried.status(), 201, "the retry gets a fresh connection");
 }
