@@ -5,8 +5,8 @@ use adapters::{
     ListenerQueue, REQUEST_ID_HEADER, TRACEPARENT_HEADER, connect_broker, dead_letter_queue,
     declare_exchange, declare_listener_queue, retry_queue,
 };
-use application::{AfterFailure, EventListener, RetryPolicy, decode_event, wants};
-use futures_util::StreamExt;
+use application::{AfterFailure, EventListener, IncomingEvent, RetryPolicy, decode_event, wants};
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -16,6 +16,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -181,6 +182,26 @@ async fn consume<L: EventListener>(
     }
 }
 
+/// Runs the handler, turning a panic into a failure like any other (retried, then
+/// dead-lettered): a handler that panics on one event must not end the consumer, which would
+/// stop the service, only for the event to be redelivered to the next instance and stop that.
+async fn handle_caught<L: EventListener>(
+    listener: &L,
+    event: &IncomingEvent,
+) -> anyhow::Result<()> {
+    AssertUnwindSafe(listener.handle(event))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            Err(anyhow::anyhow!("the listener panicked: {message}"))
+        })
+}
+
 async fn process<L: EventListener>(
     delivery: Delivery,
     channel: &Channel,
@@ -220,7 +241,7 @@ async fn process<L: EventListener>(
         stats.skipped.inc();
         return Ok(());
     }
-    match listener.handle(&event).await {
+    match handle_caught(listener, &event).await {
         Ok(()) => {
             delivery.ack(BasicAckOptions::default()).await?;
             stats.handled.inc();

@@ -1,8 +1,8 @@
 //! The service's AMQP consumer: valid events are handled and acked, failing ones retried, invalid
 //! and hopeless ones dead-lettered.
 use crate::helpers::{
-    HELD_PREFIX, Options, POISON_USERNAME, RECORDER, TestApp, poll_until, spawn_app,
-    spawn_app_with, valid_registration,
+    HELD_PREFIX, Options, PANIC_USERNAME, POISON_USERNAME, RECORDER, TestApp, poll_until,
+    spawn_app, spawn_app_with, valid_registration,
 };
 use application::IncomingEvent;
 use application::RetryPolicy;
@@ -136,6 +136,51 @@ async fn a_dead_letter_keeps_neither_the_routing_nor_the_expiry_of_a_hostile_mes
     let headers = properties.headers().clone().unwrap_or_default();
     assert!(!headers.inner().contains_key("CC"));
     assert!(headers.inner().contains_key("x-registrar-reason"));
+}
+
+#[tokio::test]
+async fn a_panicking_listener_fails_that_event_only_and_the_service_runs_on() {
+    let app = spawn_app_with(Options {
+        consumer_retry: Some(RetryPolicy {
+            delays: vec![Duration::from_millis(20)],
+            max_attempts: 2,
+        }),
+        ..Options::default()
+    })
+    .await;
+    app.registered(PANIC_USERNAME).await;
+    let stats = app.recorder_stats.clone();
+    let dead_lettered = poll_until(WAIT, || async {
+        (stats.dead_lettered() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        dead_lettered.is_some(),
+        "retried {} dead-lettered {}",
+        stats.retried(),
+        stats.dead_lettered()
+    );
+    assert_eq!(stats.retried(), 1, "a panic is retried like an error");
+    let (body, headers) = next_dead_letter(&app).await;
+    assert!(String::from_utf8_lossy(&body).contains(PANIC_USERNAME));
+    let reason = text(headers.inner().get("x-registrar-reason").unwrap());
+    assert!(
+        reason.contains("the listener panicked: the test listener panics on panicky"),
+        "{reason}"
+    );
+
+    // The consumer, and the service with it, carry on.
+    app.registered("afterwards").await;
+    let Some(IncomingEvent::UserRegistered(next)) = app.next_handled(WAIT).await else {
+        panic!("the next event is handled")
+    };
+    assert_eq!(next.username.as_ref(), "afterwards");
+    println!(
+        "panic: retried {}, dead-lettered {}, handled {}",
+        stats.retried(),
+        stats.dead_lettered(),
+        stats.handled()
+    );
 }
 
 #[tokio::test]

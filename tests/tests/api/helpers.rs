@@ -67,7 +67,8 @@ async fn start_containers() -> Services {
 }
 
 /// A listener the tests add to the service (one line of wiring, as the README shows): it
-/// records every event its consumer hands it, and fails on purpose for [`POISON_USERNAME`].
+/// records every event its consumer hands it, fails on purpose for [`POISON_USERNAME`] and
+/// panics for [`PANIC_USERNAME`].
 struct RecordingListener {
     handled: mpsc::UnboundedSender<IncomingEvent>,
     /// Events of users named `held...` wait in the handler until this turns true.
@@ -82,6 +83,9 @@ pub const RECORDER: &str = "recorder";
 
 /// A username that makes the test listener fail, to exercise retries and dead letters.
 pub const POISON_USERNAME: &str = "poison";
+
+/// A username that makes the test listener panic.
+pub const PANIC_USERNAME: &str = "panicky";
 
 impl EventListener for RecordingListener {
     fn name(&self) -> &'static str {
@@ -98,6 +102,9 @@ impl EventListener for RecordingListener {
                 registered.username.as_ref() != POISON_USERNAME,
                 "the test listener refuses {POISON_USERNAME}"
             );
+            if registered.username.as_ref() == PANIC_USERNAME {
+                panic!("the test listener panics on {PANIC_USERNAME}");
+            }
             if registered.username.as_ref().starts_with(HELD_PREFIX) {
                 let mut release = self.release_held.clone();
                 let _ = release.wait_for(|released| *released).await;
