@@ -6,7 +6,7 @@ use crate::consumer::{ConsumerConfig, ConsumerStats, run_consumer};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::supervise::spawn_vital;
-use adapters::{ListenerQueue, PostgresAuditLog, SystemClock};
+use adapters::{ListenerQueue, PostgresAuditLog, SystemClock, dead_letter_queue, retry_queue};
 use application::{AuditEvents, EventListener, LogEvents};
 use futures_util::future::BoxFuture;
 use sqlx::PgPool;
@@ -23,6 +23,15 @@ pub(crate) fn built_in(listeners: &mut Listeners, _settings: &Settings, pool: &P
         PostgresAuditLog::new(pool.clone()),
         SystemClock,
     ));
+}
+
+/// The queues a listener declares and consumes from or through.
+fn owned_queues(queue: &ListenerQueue) -> [String; 3] {
+    [
+        queue.name.clone(),
+        retry_queue(&queue.name),
+        dead_letter_queue(&queue.name),
+    ]
 }
 
 type Start = Box<dyn FnOnce(ConsumerConfig, CancellationToken) -> BoxFuture<'static, ()> + Send>;
@@ -86,24 +95,30 @@ impl Listeners {
         self
     }
 
-    /// Every listener must have a queue of its own: two sharing one would take each other's
-    /// messages.
+    /// Every listener must have queues of its own (its queue, retry queue and dead-letter
+    /// queue): two sharing one would take each other's messages.
     ///
     /// # Errors
     /// Names the two listeners and the queue they would share.
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         for (index, entry) in self.registered.iter().enumerate() {
-            let clash = self.registered[..index]
-                .iter()
-                .find(|other| other.name == entry.name || other.queue.name == entry.queue.name);
-            if let Some(other) = clash {
-                anyhow::bail!(
-                    "listeners {:?} and {:?} would share queue {:?}; give them distinct names, \
-                     or change AMQP_QUEUE or AMQP_QUEUE_PREFIX",
-                    other.name,
-                    entry.name,
-                    entry.queue.name
-                );
+            for other in &self.registered[..index] {
+                let shared = if other.name == entry.name {
+                    Some(entry.queue.name.clone())
+                } else {
+                    let theirs = owned_queues(&other.queue);
+                    owned_queues(&entry.queue)
+                        .into_iter()
+                        .find(|queue| theirs.contains(queue))
+                };
+                if let Some(queue) = shared {
+                    anyhow::bail!(
+                        "listeners {:?} and {:?} would share queue {queue:?}; give them distinct \
+                         names, or change AMQP_QUEUE or AMQP_QUEUE_PREFIX",
+                        other.name,
+                        entry.name,
+                    );
+                }
             }
         }
         Ok(())

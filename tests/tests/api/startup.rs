@@ -23,18 +23,24 @@ async fn an_unreachable_database_is_named_in_one_line() {
 #[tokio::test]
 async fn two_listeners_on_one_queue_stop_start_up() {
     let app = crate::helpers::spawn_app().await;
-    let settings = Settings {
-        // The log listener's queue would be the audit listener's too.
-        amqp_queue: format!("{}audit", app.settings.amqp_queue_prefix),
-        ..app.settings.clone()
-    };
-    let Err(error) = Application::build(settings).await else {
-        panic!("start-up must fail when two listeners share a queue");
-    };
-    let message = format!("{error:#}");
-    assert!(
-        message.contains(r#"listeners "log" and "audit" would share queue"#),
-        "{message}"
-    );
-    assert!(message.contains("AMQP_QUEUE"), "{message}");
+    // The log listener's queue would be the audit listener's queue, retry queue or dead-letter
+    // queue.
+    for audit_queue in ["audit", "audit.retry", "audit.dlq"] {
+        let shared = format!("{}{audit_queue}", app.settings.amqp_queue_prefix);
+        let settings = Settings {
+            amqp_queue: shared.clone(),
+            ..app.settings.clone()
+        };
+        let Err(error) = Application::build(settings).await else {
+            panic!("start-up must fail when the log listener's queue is {shared}");
+        };
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(&format!(
+                r#"listeners "log" and "audit" would share queue "{shared}""#
+            )),
+            "{message}"
+        );
+        assert!(message.contains("AMQP_QUEUE"), "{message}");
+    }
 }
