@@ -2,7 +2,7 @@
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,6 +29,10 @@ pub async fn database_ready(pool: &PgPool) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A pooled connection idle this long is pinged before use, in case PostgreSQL restarted or
+/// something in between dropped it meanwhile.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// How long start-up waits for PostgreSQL before giving up with a clear message.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,6 +86,18 @@ pub async fn connect_database(
     ]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        // sqlx pings a connection before every use by default: a round trip per query, half
+        // the cost of a short one. A connection in steady use has just proven itself (sqlx
+        // pings it on release too), so only one that sat idle is checked before use.
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         // A request that cannot get a connection soon is answered 503, not left hanging.
         .acquire_timeout(acquire_timeout)
         .connect_with(options)
