@@ -3,6 +3,7 @@
 //! PostgreSQL (sqlx) stores users and the outbox, RabbitMQ (lapin) carries events, argon2
 //! hashes passwords, jsonwebtoken signs access tokens.
 mod argon2_hasher;
+mod auth_cache;
 mod jwt;
 mod postgres;
 mod postgres_audit;
@@ -15,6 +16,7 @@ mod refresh_tokens;
 mod system;
 
 pub use argon2_hasher::{Argon2PasswordHasher, DEFAULT_WAITING, cores};
+pub use auth_cache::{AUTH_CACHE_APPLICATION_NAME, AUTH_CACHE_CHANNEL, AuthCache};
 pub use jwt::{AccessClaims, JwtSettings, JwtTokenIssuer, PublicJwk, SigningKey};
 pub use postgres::{OUTBOX_CHANNEL, Setup, connect_database, database_ready};
 pub use postgres_audit::PostgresAuditLog;

@@ -1,22 +1,33 @@
 //! Sessions, refresh tokens and revocations in PostgreSQL, so that a logout holds across
 //! restarts and across every instance sharing the database.
+use crate::auth_cache::AuthCache;
 use anyhow::Context;
 use application::{AccessGrant, NewSession, Rotation, SessionStore, TokenFingerprint};
 use chrono::{DateTime, Utc};
 use domain::{RefreshDecision, RefreshTokenState, SessionId, Timestamp, UserId};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct PostgresSessionStore {
     pool: PgPool,
+    cache: Arc<AuthCache>,
 }
 
 impl PostgresSessionStore {
+    /// Checks every access token in the database.
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_cache(pool, AuthCache::new())
+    }
+
+    /// Remembers live sessions in `cache`, which serves while it follows the database's
+    /// revocations ([`AuthCache::follow_changes`]).
+    #[must_use]
+    pub fn with_cache(pool: PgPool, cache: Arc<AuthCache>) -> Self {
+        Self { pool, cache }
     }
 }
 
@@ -123,6 +134,7 @@ impl SessionStore for PostgresSessionStore {
             },
             RefreshDecision::RevokeFamily => {
                 revoke_session(&mut tx, row.session_id, now).await?;
+                self.cache.forget_session(row.session_id);
                 Rotation::FamilyRevoked
             }
             RefreshDecision::Refuse => Rotation::Refused,
@@ -159,11 +171,19 @@ impl SessionStore for PostgresSessionStore {
         )
         .await?;
         tx.commit().await.context("commit revocation")?;
+        // Other instances hear of it from PostgreSQL; this one knows already.
+        self.cache.forget_session(access.session_id.as_uuid());
         Ok(())
     }
 
     async fn is_revoked(&self, access: &AccessGrant) -> anyhow::Result<bool> {
-        sqlx::query_scalar(
+        // An access token is only ever revoked together with its session (`revoke`), whose
+        // revocation every instance is told of.
+        if self.cache.session_is_live(access.session_id) {
+            return Ok(false);
+        }
+        let ticket = self.cache.ticket();
+        let revoked: bool = sqlx::query_scalar(
             // A session that does not exist counts as revoked: fail closed.
             "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)
                  OR NOT EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND revoked_at IS NULL)",
@@ -172,7 +192,11 @@ impl SessionStore for PostgresSessionStore {
         .bind(access.session_id.as_uuid())
         .fetch_one(&self.pool)
         .await
-        .context("check revocation")
+        .context("check revocation")?;
+        if !revoked {
+            self.cache.remember_live_session(access.session_id, ticket);
+        }
+        Ok(revoked)
     }
 
     async fn prune_expired(&self, now: Timestamp) -> anyhow::Result<u64> {

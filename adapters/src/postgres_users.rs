@@ -1,21 +1,32 @@
 //! Users in PostgreSQL, written in one transaction with the event that announces them.
+use crate::auth_cache::AuthCache;
 use crate::postgres::OUTBOX_CHANNEL;
 use anyhow::Context;
 use application::{CreateUserError, IdempotentCompletion, OutboxEvent, UserRepository};
 use chrono::{DateTime, Utc};
 use domain::{Email, LoginIdentifier, PasswordHash, Timestamp, User, UserId, Username};
 use sqlx::PgPool;
+use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct PostgresUserRepository {
     pool: PgPool,
+    cache: Arc<AuthCache>,
 }
 
 impl PostgresUserRepository {
+    /// Reads every user from the database.
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_cache(pool, AuthCache::new())
+    }
+
+    /// Remembers users looked up by id in `cache`, which serves while it follows the
+    /// database's changes ([`AuthCache::follow_changes`]).
+    #[must_use]
+    pub fn with_cache(pool: PgPool, cache: Arc<AuthCache>) -> Self {
+        Self { pool, cache }
     }
 }
 
@@ -92,10 +103,18 @@ impl UserRepository for PostgresUserRepository {
     }
 
     async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
+        if let Some(user) = self.cache.user(id) {
+            return Ok(Some(user));
+        }
+        let ticket = self.cache.ticket();
         let found = self
             .find_one("SELECT id, email, username, password_hash, created_at FROM users WHERE id = $1::uuid", id.to_string())
-            .await?;
-        Ok(found.map(|(user, _)| user))
+            .await?
+            .map(|(user, _)| user);
+        if let Some(user) = &found {
+            self.cache.remember_user(user, ticket);
+        }
+        Ok(found)
     }
 }
 

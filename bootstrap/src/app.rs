@@ -10,7 +10,7 @@ use crate::relay::run_relay;
 use crate::settings::Settings;
 use crate::supervise::spawn_vital;
 use adapters::{
-    Argon2PasswordHasher, BrokerState, HmacRefreshTokens, JwtSettings, JwtTokenIssuer,
+    Argon2PasswordHasher, AuthCache, BrokerState, HmacRefreshTokens, JwtSettings, JwtTokenIssuer,
     OutboxWakeups, PostgresIdempotencyStore, PostgresOutbox, PostgresSessionStore,
     PostgresUserRepository, RabbitMqEventBus, Setup, SigningKey, SystemClock, Topology, UuidV7Ids,
     connect_database,
@@ -90,6 +90,8 @@ pub struct Application {
     listeners: Listeners,
     topology: Topology,
     metrics: Arc<Metrics>,
+    /// Live sessions and their users, for checking access tokens without a query.
+    auth_cache: (Arc<AuthCache>, sqlx::PgPool),
     consumer_enabled: bool,
     poll_interval: Duration,
     shutdown_timeout: Duration,
@@ -122,9 +124,10 @@ impl Application {
             Some(key) => tracing::info!(kid = %key.kid, "signing access tokens with EdDSA"),
             None => tracing::info!("signing access tokens with HS256"),
         }
+        let auth_cache = AuthCache::new();
         let accounts: Accounts<ProductionPorts> = Accounts::new(
             PortSet {
-                users: PostgresUserRepository::new(pool.clone()),
+                users: PostgresUserRepository::with_cache(pool.clone(), auth_cache.clone()),
                 hasher: Metered {
                     inner: Argon2PasswordHasher::new(
                         settings.hash_concurrency,
@@ -133,7 +136,7 @@ impl Application {
                     metrics: metrics.clone(),
                 },
                 tokens,
-                sessions: PostgresSessionStore::new(pool.clone()),
+                sessions: PostgresSessionStore::with_cache(pool.clone(), auth_cache.clone()),
                 refresh_tokens: HmacRefreshTokens::derived_from(
                     settings
                         .refresh_token_secret
@@ -180,9 +183,11 @@ impl Application {
                     metrics: metrics.clone(),
                     outbox: relay_outbox(&pool),
                     broker: broker.clone(),
+                    auth_cache: auth_cache.clone(),
                 },
             ),
             metrics,
+            auth_cache: (auth_cache, pool.clone()),
             limits,
             // Every listener's queue is declared before the first publish, even where this
             // instance runs none of them: no event misses a queue that exists.
@@ -252,6 +257,10 @@ impl Application {
         } else {
             Vec::new()
         };
+        // Not vital: without it every token is checked in the database, as before the cache.
+        let (auth_cache, pool) = self.auth_cache;
+        let auth_cache =
+            tokio::spawn(auth_cache.follow_changes(pool, stop.clone().cancelled_owned()));
         let maintenance = spawn_vital(
             "maintenance",
             run_maintenance(self.expiring, self.limits, stop.clone()),
@@ -275,6 +284,7 @@ impl Application {
         let background = async {
             let _ = relay.await;
             let _ = maintenance.await;
+            let _ = auth_cache.await;
             for consumer in consumers {
                 let _ = consumer.await;
             }

@@ -1,6 +1,6 @@
 //! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
 use crate::consumer::ConsumerStats;
-use adapters::{BrokerState, PostgresOutbox};
+use adapters::{AuthCache, BrokerState, PostgresOutbox};
 use application::PasswordHasher;
 use domain::{Password, PasswordHash};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,6 +44,7 @@ pub struct Metrics {
     returned: Counter,
     nacked: Counter,
     broker_connected: Gauge,
+    auth_cache_serving: Gauge,
     handled: Family<ListenerLabels, Counter>,
     retried: Family<ListenerLabels, Counter>,
     dead_lettered: Family<ListenerLabels, Counter>,
@@ -83,6 +84,7 @@ impl Metrics {
             returned: Counter::default(),
             nacked: Counter::default(),
             broker_connected: Gauge::default(),
+            auth_cache_serving: Gauge::default(),
             handled: Family::default(),
             retried: Family::default(),
             dead_lettered: Family::default(),
@@ -145,6 +147,11 @@ impl Metrics {
             "broker_connected",
             "1 when the last attempt to reach RabbitMQ succeeded",
             self.broker_connected.clone(),
+        );
+        r.register(
+            "auth_cache_serving",
+            "1 while the cache of live sessions follows PostgreSQL's notifications and serves",
+            self.auth_cache_serving.clone(),
         );
         r.register(
             "listener_events_handled",
@@ -214,8 +221,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read now.
-    pub async fn render(&self, outbox: &PostgresOutbox, broker: &BrokerState) -> String {
+    pub async fn render(
+        &self,
+        outbox: &PostgresOutbox,
+        broker: &BrokerState,
+        auth_cache: &AuthCache,
+    ) -> String {
         self.broker_connected.set(i64::from(broker.is_connected()));
+        self.auth_cache_serving
+            .set(i64::from(auth_cache.is_serving()));
         // On failure the last known values stay; readiness reports the database itself.
         let limit = Duration::from_secs(1);
         if let Ok(Ok(backlog)) = tokio::time::timeout(2 * limit, outbox.backlog(limit)).await {

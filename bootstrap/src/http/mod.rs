@@ -16,7 +16,7 @@ pub use rate_limit::{RateLimitSettings, RateLimits};
 pub use well_known::WellKnownApi;
 
 use crate::metrics::Metrics;
-use adapters::{BrokerState, PostgresOutbox};
+use adapters::{AuthCache, BrokerState, PostgresOutbox};
 use poem::endpoint::BoxEndpoint;
 use poem::middleware::CatchPanic;
 use poem::web::Data;
@@ -43,6 +43,7 @@ pub struct MetricsSource {
     pub metrics: Arc<Metrics>,
     pub outbox: PostgresOutbox,
     pub broker: BrokerState,
+    pub auth_cache: Arc<AuthCache>,
 }
 
 /// The whole HTTP surface: the API, `/docs` (Swagger UI), `/openapi.json` and `/metrics`.
@@ -87,7 +88,10 @@ pub fn openapi_spec() -> String {
 /// Prometheus scrapes this (OpenMetrics text format).
 #[handler]
 async fn metrics_endpoint(source: Data<&Arc<MetricsSource>>) -> poem::Response {
-    let text = source.metrics.render(&source.outbox, &source.broker).await;
+    let text = source
+        .metrics
+        .render(&source.outbox, &source.broker, &source.auth_cache)
+        .await;
     poem::Response::builder()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(text)

@@ -6,6 +6,7 @@ mod running;
 
 mod accounts;
 mod audit;
+mod auth_cache;
 mod back_pressure;
 mod broker_outage;
 mod cli;

@@ -1,0 +1,328 @@
+//! Sessions known to be live and the users they belong to, kept in memory so that checking an
+//! access token (`GET /auth/me` and every authenticated request) needs no database round trip.
+//!
+//! A cache of revocations is only as good as its news of them. PostgreSQL triggers NOTIFY
+//! [`AUTH_CACHE_CHANNEL`] whenever a session is revoked or a user row changes (whoever does
+//! it: this service, another instance, an operator in psql), and every instance listens. The
+//! cache serves only while that listening connection is known to be up: it starts empty, empties
+//! and stops serving the moment the connection is lost or goes quiet without answering, and
+//! starts again empty once listening resumes. Meanwhile every check goes to the database, as
+//! without the cache. A check that raced a revocation is not remembered (see [`Ticket`]).
+use domain::{SessionId, User, UserId};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Executor, PgPool};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The channel the `auth_cache_*` triggers notify, with `session:<id>` or `user:<id>`.
+pub const AUTH_CACHE_CHANNEL: &str = "auth_cache";
+
+/// The `application_name` of the listening connection.
+pub const AUTH_CACHE_APPLICATION_NAME: &str = "registrar auth cache";
+
+/// With no notification for this long, the listening connection is asked to prove it is there.
+const QUIET_CHECK: Duration = Duration::from_secs(2);
+/// How long it has to answer before the cache stops serving.
+const QUIET_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The pause before listening again after the connection was lost.
+const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
+/// Bounds on what is remembered; when full, the cache starts over (it refills on use).
+const MAX_SESSIONS: usize = 100_000;
+const MAX_USERS: usize = 20_000;
+
+#[derive(Debug, Default)]
+pub struct AuthCache {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Whether notifications are being received, so that what is remembered can be trusted.
+    listening: bool,
+    /// Moves on with every notification and every change of `listening`.
+    generation: u64,
+    live_sessions: HashSet<Uuid>,
+    users: HashMap<Uuid, User>,
+}
+
+/// Taken before reading the database; what was read is remembered only if no notification came
+/// in between. A revocation committed while the read ran may not show in it, but its
+/// notification arrives after the commit, hence after this ticket was taken, and voids it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket(Option<u64>);
+
+impl AuthCache {
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether it follows the database's changes, hence serves what it remembers.
+    #[must_use]
+    pub fn is_serving(&self) -> bool {
+        self.state().listening
+    }
+
+    /// Whether `session` is known to be live; `false` means "ask the database".
+    #[must_use]
+    pub fn session_is_live(&self, session: SessionId) -> bool {
+        let state = self.state();
+        state.listening && state.live_sessions.contains(&session.as_uuid())
+    }
+
+    #[must_use]
+    pub fn user(&self, id: UserId) -> Option<User> {
+        let state = self.state();
+        if state.listening {
+            state.users.get(&id.as_uuid()).cloned()
+        } else {
+            None
+        }
+    }
+
+    #[must_use]
+    pub fn ticket(&self) -> Ticket {
+        let state = self.state();
+        Ticket(state.listening.then_some(state.generation))
+    }
+
+    /// Remembers that the database, read under `ticket`, found `session` live.
+    pub fn remember_live_session(&self, session: SessionId, ticket: Ticket) {
+        let mut state = self.state();
+        if state.still(ticket) {
+            if state.live_sessions.len() >= MAX_SESSIONS {
+                state.live_sessions.clear();
+            }
+            state.live_sessions.insert(session.as_uuid());
+        }
+    }
+
+    /// Remembers `user`, read from the database under `ticket`.
+    pub fn remember_user(&self, user: &User, ticket: Ticket) {
+        let mut state = self.state();
+        if state.still(ticket) {
+            if state.users.len() >= MAX_USERS {
+                state.users.clear();
+            }
+            state.users.insert(user.id.as_uuid(), user.clone());
+        }
+    }
+
+    /// Forgets a session this instance has just revoked, without waiting for the notification.
+    pub fn forget_session(&self, session: Uuid) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.live_sessions.remove(&session);
+    }
+
+    /// Applies a notification's payload; one it cannot read empties the cache.
+    fn notified(&self, payload: &str) {
+        let mut state = self.state();
+        state.generation += 1;
+        let parsed = payload
+            .split_once(':')
+            .and_then(|(kind, id)| Some((kind, Uuid::parse_str(id).ok()?)));
+        match parsed {
+            Some(("session", id)) => {
+                state.live_sessions.remove(&id);
+            }
+            Some(("user", id)) => {
+                state.users.remove(&id);
+            }
+            _ => {
+                tracing::warn!(payload, "unexpected auth cache notification; starting over");
+                state.live_sessions.clear();
+                state.users.clear();
+            }
+        }
+    }
+
+    /// Starts or stops serving, empty either way: while nobody listened, anything may have
+    /// changed.
+    fn set_listening(&self, listening: bool) {
+        let mut state = self.state();
+        state.listening = listening;
+        state.generation += 1;
+        state.live_sessions.clear();
+        state.users.clear();
+    }
+
+    /// Listens for revocations until `stop` completes, on a connection of its own (not one of
+    /// the pool's, which requests need), listening again whenever it is lost.
+    pub async fn follow_changes(self: Arc<Self>, pool: PgPool, stop: impl Future<Output = ()>) {
+        // Named, so that an operator sees it in pg_stat_activity (and a test can cut it).
+        let options = (*pool.connect_options())
+            .clone()
+            .application_name(AUTH_CACHE_APPLICATION_NAME);
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(options);
+        let following = async {
+            loop {
+                match listen(&own).await {
+                    Ok(listener) => {
+                        self.set_listening(true);
+                        tracing::debug!("auth cache serving");
+                        self.relay_notifications(listener).await;
+                        self.set_listening(false);
+                        tracing::warn!(
+                            "auth cache stopped: lost its PostgreSQL notifications; checking tokens in the database until they are back"
+                        );
+                    }
+                    Err(error) => {
+                        tracing::debug!(
+                            error = format!("{error:#}"),
+                            "auth cache cannot listen yet"
+                        );
+                    }
+                }
+                tokio::time::sleep(RELISTEN_PAUSE).await;
+            }
+        };
+        tokio::select! {
+            () = following => {}
+            () = stop => {}
+        }
+        self.set_listening(false);
+        own.close().await;
+    }
+
+    /// Applies notifications until the connection is lost or stops answering.
+    async fn relay_notifications(&self, mut listener: PgListener) {
+        loop {
+            match tokio::time::timeout(QUIET_CHECK, listener.try_recv()).await {
+                Ok(Ok(Some(notification))) => self.notified(notification.payload()),
+                // Lost (`None`: sqlx would reconnect, but what was sent meanwhile is gone).
+                Ok(Ok(None) | Err(_)) => return,
+                Err(_quiet) => {
+                    let answered =
+                        tokio::time::timeout(QUIET_CHECK_TIMEOUT, listener.execute("SELECT 1"))
+                            .await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    fn still(&self, ticket: Ticket) -> bool {
+        self.listening && ticket.0 == Some(self.generation)
+    }
+}
+
+async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(AUTH_CACHE_CHANNEL).await?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{Email, Timestamp, Username};
+
+    fn session() -> SessionId {
+        SessionId::from_uuid(Uuid::now_v7())
+    }
+
+    fn listening() -> Arc<AuthCache> {
+        let cache = AuthCache::new();
+        cache.set_listening(true);
+        cache
+    }
+
+    fn alice() -> User {
+        User {
+            id: UserId::from_uuid(Uuid::now_v7()),
+            email: Email::parse("alice@example.com").unwrap(),
+            username: Username::parse("alice").unwrap(),
+            created_at: Timestamp::from_datetime(chrono::Utc::now()),
+        }
+    }
+
+    #[test]
+    fn it_serves_nothing_until_it_listens() {
+        let cache = AuthCache::new();
+        let (id, user) = (session(), alice());
+        cache.remember_live_session(id, cache.ticket());
+        cache.remember_user(&user, cache.ticket());
+        assert!(!cache.session_is_live(id));
+        assert_eq!(cache.user(user.id), None);
+    }
+
+    #[test]
+    fn a_live_session_is_remembered_until_its_revocation_is_notified() {
+        let cache = listening();
+        let id = session();
+        cache.remember_live_session(id, cache.ticket());
+        assert!(cache.session_is_live(id));
+        cache.notified(&format!("session:{}", id.as_uuid()));
+        assert!(!cache.session_is_live(id));
+    }
+
+    #[test]
+    fn a_read_that_raced_a_notification_is_not_remembered() {
+        let cache = listening();
+        let id = session();
+        let ticket = cache.ticket();
+        // The revocation of some session commits and is notified while the read runs.
+        cache.notified(&format!("session:{}", Uuid::now_v7()));
+        cache.remember_live_session(id, ticket);
+        assert!(!cache.session_is_live(id));
+    }
+
+    #[test]
+    fn losing_the_notifications_empties_it_and_stops_it_serving() {
+        let cache = listening();
+        let (id, user) = (session(), alice());
+        let ticket = cache.ticket();
+        cache.remember_live_session(id, ticket);
+        cache.remember_user(&user, ticket);
+        cache.set_listening(false);
+        assert!(!cache.session_is_live(id));
+        assert_eq!(cache.user(user.id), None);
+        cache.set_listening(true);
+        assert!(!cache.session_is_live(id), "it starts over empty");
+        cache.remember_live_session(id, ticket);
+        assert!(
+            !cache.session_is_live(id),
+            "a ticket from before does not count"
+        );
+    }
+
+    #[test]
+    fn a_user_change_is_forgotten_and_an_unreadable_notification_empties_it() {
+        let cache = listening();
+        let (id, user) = (session(), alice());
+        cache.remember_user(&user, cache.ticket());
+        assert_eq!(cache.user(user.id), Some(user.clone()));
+        cache.notified(&format!("user:{}", user.id.as_uuid()));
+        assert_eq!(cache.user(user.id), None);
+
+        cache.remember_live_session(id, cache.ticket());
+        cache.notified("garbage");
+        assert!(!cache.session_is_live(id));
+    }
+
+    #[test]
+    fn a_session_revoked_here_is_forgotten_at_once() {
+        let cache = listening();
+        let id = session();
+        cache.remember_live_session(id, cache.ticket());
+        cache.forget_session(id.as_uuid());
+        assert!(!cache.session_is_live(id));
+    }
+}

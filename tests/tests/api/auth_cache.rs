@@ -1,0 +1,116 @@
+//! Access tokens are checked against an in-memory cache of live sessions, which PostgreSQL's
+//! notifications keep true: a revocation by anyone reaches every instance, and a cache that
+//! loses its notifications stops serving instead of serving stale answers.
+use crate::helpers::{TestApp, poll_until, spawn_app};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Whether the instance at `address` says its cache serves.
+async fn serving_at(app: &TestApp, address: &str) -> bool {
+    let text = app
+        .client
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .any(|line| line == "registrar_auth_cache_serving 1")
+}
+
+pub async fn wait_until_serving(app: &TestApp, address: &str) {
+    let serving = poll_until(WAIT, || async {
+        serving_at(app, address).await.then_some(())
+    })
+    .await;
+    assert!(
+        serving.is_some(),
+        "the auth cache at {address} never served"
+    );
+}
+
+/// Polls `GET /auth/me` until it answers `status`; returns how long that took.
+async fn me_until(app: &TestApp, address: &str, token: &str, status: u16) -> Option<Duration> {
+    let started = Instant::now();
+    poll_until(WAIT, || async {
+        (app.me_at(address, token).await.status() == status).then_some(started.elapsed())
+    })
+    .await
+}
+
+async fn revoke_every_session_by_hand(app: &TestApp) {
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL")
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_known_session_is_checked_without_the_database_and_a_revocation_by_hand_ends_it() {
+    let app = spawn_app().await;
+    let address = app.url("");
+    wait_until_serving(&app, &address).await;
+    let session = app.registered("alice").await;
+    let token = session["accessToken"].as_str().unwrap();
+    assert_eq!(app.me(token).await.status(), 200);
+
+    // With the tables locked, a check that needed the database would wait out the statement
+    // timeout and fail; the remembered session answers.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE sessions, users, revoked_access_tokens IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let me = app.me(token).await;
+    lock.rollback().await.unwrap();
+    assert_eq!(me.status(), 200, "served from the cache");
+
+    // An operator revokes the session in psql: PostgreSQL tells the cache.
+    revoke_every_session_by_hand(&app).await;
+    let took = me_until(&app, &address, token, 401).await;
+    assert!(took.is_some(), "a revocation by hand was never seen");
+    println!("revoked by hand, refused after {took:?}");
+}
+
+#[tokio::test]
+async fn a_cache_that_loses_its_notifications_stops_serving_until_it_listens_again() {
+    let app = spawn_app().await;
+    let address = app.url("");
+    wait_until_serving(&app, &address).await;
+    let session = app.registered("alice").await;
+    let token = session["accessToken"].as_str().unwrap();
+    assert_eq!(app.me(token).await.status(), 200, "remembered");
+
+    // Cut the cache's connection, and revoke while nobody listens: that notification is lost.
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(adapters::AUTH_CACHE_APPLICATION_NAME)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        cut,
+        [true],
+        "the cache listens on one connection of its own"
+    );
+    revoke_every_session_by_hand(&app).await;
+
+    // What it remembered went with the connection: the database answers.
+    let took = me_until(&app, &address, token, 401).await;
+    assert!(
+        took.is_some(),
+        "the cache served a session revoked while it was deaf"
+    );
+    println!("revoked while the cache was cut off, refused after {took:?}");
+    wait_until_serving(&app, &address).await;
+    assert_eq!(
+        app.me(token).await.status(),
+        401,
+        "and after it listens again"
+    );
+}
