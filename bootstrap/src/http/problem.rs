@@ -113,19 +113,28 @@ pub fn at_capacity(error: &anyhow::Error) -> bool {
 }
 
 /// Whether the database went out of reach under the request (PostgreSQL restarting, a
-/// connection killed by an operator or a proxy, a statement cut off by its timeout): worth a
-/// retry on a fresh connection, so 503 rather than 500. Had the connection died in the middle
-/// of a commit, a retry with the same `Idempotency-Key` gets the first answer.
+/// connection killed by an operator or a proxy, a statement cut off by its timeout) or gave up
+/// on a transaction that may succeed when tried again: worth a retry, so 503 rather than 500.
 pub fn database_interrupted(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| match cause.downcast_ref() {
         Some(sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
-        Some(sqlx::Error::Database(error)) => error.code().is_some_and(|code| {
-            // 08: connection exception; 57P: operator intervention (shutdown, terminated);
-            // 57014: query cancelled (statement timeout); 53300: too many connections.
-            code.starts_with("08") || code.starts_with("57P") || code == "57014" || code == "53300"
-        }),
+        Some(sqlx::Error::Database(error)) => error.code().is_some_and(|code| transient(&code)),
         _ => false,
     })
+}
+
+/// SQLSTATEs of a connection lost or a transaction given up for reasons of the moment. Not
+/// `08P01` (protocol violation): that one is a bug, and a retry would only repeat it.
+fn transient(code: &str) -> bool {
+    matches!(
+        code,
+        // connection exception: lost, never made, refused by the server
+        "08000" | "08003" | "08006" | "08001" | "08004" | "08007"
+        // query cancelled (statement timeout); too many connections
+        | "57014" | "53300"
+        // the server ended an idle transaction; serialization failure; deadlock
+        | "25P03" | "40001" | "40P01"
+    ) || code.starts_with("57P") // operator intervention: shutdown, terminated, starting up
 }
 
 /// The answers an operation gives when something fails on our side: 503 when the service is
@@ -174,4 +183,26 @@ pub async fn from_error(error: poem::Error) -> Response {
 
 pub fn from_panic(_panic: Box<dyn Any + Send + 'static>) -> Response {
     Problem::internal(&anyhow::anyhow!("a request handler panicked")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient;
+
+    #[test]
+    fn a_lost_connection_or_a_transaction_worth_retrying_is_transient() {
+        for code in [
+            "08006", "08003", "57P01", "57P03", "57014", "25P03", "40001", "40P01",
+        ] {
+            assert!(transient(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_bug_is_not_transient() {
+        // protocol violation, division by zero, undefined column, unique violation
+        for code in ["08P01", "22012", "42703", "23505"] {
+            assert!(!transient(code), "{code}");
+        }
+    }
 }

@@ -115,20 +115,10 @@ async fn a_database_connection_lost_mid_request_answers_503_and_a_retry_succeeds
         .execute(&mut *lock)
         .await
         .unwrap();
-    let kill_the_waiting_connection = async {
-        poll_until(Duration::from_secs(15), || async {
-            let killed: Vec<bool> = sqlx::query_scalar(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
-            (!killed.is_empty()).then_some(())
-        })
-        .await
-    };
-    let (response, killed) = tokio::join!(app.register(&registration), kill_the_waiting_connection);
+    let (response, killed) = tokio::join!(
+        app.register(&registration),
+        kill_connections_waiting_on_a_lock(&app)
+    );
     lock.rollback().await.unwrap();
     assert!(
         killed.is_some(),
@@ -149,4 +139,60 @@ async fn a_database_connection_lost_mid_request_answers_503_and_a_retry_succeeds
 
     let retried = app.register(&registration).await;
     assert_eq!(retried.status(), 201, "the retry gets a fresh connection");
+}
+
+#[tokio::test]
+async fn a_registration_whose_session_was_cut_off_is_completed_by_a_retry_with_its_key() {
+    let app = spawn_app().await;
+    let registration = valid_registration("half");
+    let key = uuid::Uuid::new_v4().to_string();
+    let register = || async {
+        app.client
+            .post(app.url("/auth/register"))
+            .header("idempotency-key", &key)
+            .json(&registration)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    // The user is stored; the connection dies while the session waits on the lock.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let (response, killed) = tokio::join!(register(), kill_connections_waiting_on_a_lock(&app));
+    lock.rollback().await.unwrap();
+    assert!(killed.is_some(), "the session never waited on the lock");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        app.user_count().await,
+        1,
+        "the user was committed before the session"
+    );
+
+    let retried = register().await;
+    assert_eq!(retried.status(), 201);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    let session: serde_json::Value = retried.json().await.unwrap();
+    assert_eq!(session["user"]["username"], "half");
+    let me = app.me(session["accessToken"].as_str().unwrap()).await;
+    assert_eq!(me.status(), 200, "the retry opened a working session");
+    assert_eq!(app.user_count().await, 1);
+}
+
+/// Kills the connections of this test's database that wait on a lock, once there is one.
+async fn kill_connections_waiting_on_a_lock(app: &TestApp) -> Option<()> {
+    poll_until(Duration::from_secs(15), || async {
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+        (!killed.is_empty()).then_some(())
+    })
+    .await
 }
