@@ -44,4 +44,9 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().with_current_span(true).init(),
     }
+    // A panic the service survives (a listener's handler, caught and retried) is logged like
+    // everything else, inside its span, instead of as a bare line on stderr between JSON ones.
+    std::panic::set_hook(Box::new(|panic| {
+        tracing::error!(panic = %panic, "panicked");
+    }));
 }
