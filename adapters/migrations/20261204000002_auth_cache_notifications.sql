@@ -36,3 +36,11 @@ CREATE TRIGGER auth_cache_sessions_truncated
 CREATE TRIGGER auth_cache_users_truncated
     AFTER TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION auth_cache_notify_all();
+
+-- Also when triggers are otherwise off (session_replication_role = replica: pg_restore
+-- --disable-triggers, logical replication, some migration tools).
+ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_session_revoked;
+ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_session_deleted;
+ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_sessions_truncated;
+ALTER TABLE users ENABLE ALWAYS TRIGGER auth_cache_user_changed;
+ALTER TABLE users ENABLE ALWAYS TRIGGER auth_cache_users_truncated;

@@ -4,16 +4,18 @@
 //! A cache of revocations is only as good as its news of them. PostgreSQL triggers NOTIFY
 //! [`AUTH_CACHE_CHANNEL`] whenever a session is revoked or a user row changes (whoever does
 //! it: this service, another instance, an operator in psql), and every instance listens. The
-//! cache serves only while that listening connection is known to be up: it starts empty, empties
-//! and stops serving the moment the connection is lost or goes quiet without answering, and
-//! starts again empty once listening resumes. Meanwhile every check goes to the database, as
-//! without the cache. A check that raced a revocation is not remembered (see [`Ticket`]).
+//! cache serves only while that listening connection is known to work: it starts empty, serves
+//! once a notification it sends itself comes back, empties and stops serving the moment the
+//! connection is lost or, quiet for 2 s, fails to echo again within 1 s, and starts again empty
+//! once listening resumes. Meanwhile every check goes to the database, as without the cache. A
+//! check that raced a revocation is not remembered (see [`Ticket`]), and nothing is remembered
+//! for more than a minute.
 use domain::{SessionId, User, UserId};
+use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{Executor, PgPool};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The channel the `auth_cache_*` triggers notify, with `session:<id>` or `user:<id>`.
@@ -24,8 +26,11 @@ pub const AUTH_CACHE_APPLICATION_NAME: &str = "registrar auth cache";
 
 /// With no notification for this long, the listening connection is asked to prove it is there.
 const QUIET_CHECK: Duration = Duration::from_secs(2);
-/// How long it has to answer before the cache stops serving.
-const QUIET_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a notification sent to check the connection may take to come back.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
+/// What is remembered is read again after this long: should a notification ever be missed in
+/// a way nobody foresaw, the harm ends here.
+const MAX_AGE: Duration = Duration::from_secs(60);
 /// The pause before listening again after the connection was lost.
 const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
 /// Bounds on what is remembered; when full, the cache starts over (it refills on use).
@@ -43,8 +48,9 @@ struct State {
     listening: bool,
     /// Moves on with every notification and every change of `listening`.
     generation: u64,
-    live_sessions: HashSet<Uuid>,
-    users: HashMap<Uuid, User>,
+    /// Each with when it was read.
+    live_sessions: HashMap<Uuid, Instant>,
+    users: HashMap<Uuid, (User, Instant)>,
 }
 
 /// Taken before reading the database; what was read is remembered only if no notification came
@@ -75,17 +81,24 @@ impl AuthCache {
     #[must_use]
     pub fn session_is_live(&self, session: SessionId) -> bool {
         let state = self.state();
-        state.listening && state.live_sessions.contains(&session.as_uuid())
+        state.listening
+            && state
+                .live_sessions
+                .get(&session.as_uuid())
+                .is_some_and(|read| read.elapsed() < MAX_AGE)
     }
 
     #[must_use]
     pub fn user(&self, id: UserId) -> Option<User> {
         let state = self.state();
-        if state.listening {
-            state.users.get(&id.as_uuid()).cloned()
-        } else {
-            None
+        if !state.listening {
+            return None;
         }
+        state
+            .users
+            .get(&id.as_uuid())
+            .filter(|(_, read)| read.elapsed() < MAX_AGE)
+            .map(|(user, _)| user.clone())
     }
 
     #[must_use]
@@ -101,7 +114,9 @@ impl AuthCache {
             if state.live_sessions.len() >= MAX_SESSIONS {
                 state.live_sessions.clear();
             }
-            state.live_sessions.insert(session.as_uuid());
+            state
+                .live_sessions
+                .insert(session.as_uuid(), Instant::now());
         }
     }
 
@@ -112,7 +127,9 @@ impl AuthCache {
             if state.users.len() >= MAX_USERS {
                 state.users.clear();
             }
-            state.users.insert(user.id.as_uuid(), user.clone());
+            state
+                .users
+                .insert(user.id.as_uuid(), (user.clone(), Instant::now()));
         }
     }
 
@@ -123,22 +140,26 @@ impl AuthCache {
         state.live_sessions.remove(&session);
     }
 
-    /// Applies a notification's payload; one it cannot read empties the cache.
+    /// Applies a notification's payload; `all` (a TRUNCATE), or one it cannot read, empties
+    /// the cache. Echoes (instances checking their connections) change nothing.
     fn notified(&self, payload: &str) {
+        let (kind, id) = payload.split_once(':').unwrap_or((payload, ""));
+        if kind == "echo" {
+            return;
+        }
         let mut state = self.state();
         state.generation += 1;
-        let parsed = payload
-            .split_once(':')
-            .and_then(|(kind, id)| Some((kind, Uuid::parse_str(id).ok()?)));
-        match parsed {
-            Some(("session", id)) => {
+        match (kind, Uuid::parse_str(id)) {
+            ("session", Ok(id)) => {
                 state.live_sessions.remove(&id);
             }
-            Some(("user", id)) => {
+            ("user", Ok(id)) => {
                 state.users.remove(&id);
             }
             _ => {
-                tracing::warn!(payload, "unexpected auth cache notification; starting over");
+                if kind != "all" {
+                    tracing::warn!(payload, "unexpected auth cache notification; starting over");
+                }
                 state.live_sessions.clear();
                 state.users.clear();
             }
@@ -162,18 +183,20 @@ impl AuthCache {
         let options = (*pool.connect_options())
             .clone()
             .application_name(AUTH_CACHE_APPLICATION_NAME);
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with(options);
         let following = async {
             loop {
-                match listen(&own).await {
-                    Ok(listener) => {
+                // A pool of one per attempt: a connection that hung is left to its fate (sqlx
+                // sends it UNLISTEN when dropped) without holding up the next attempt.
+                let own = PgPoolOptions::new()
+                    .max_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+                    .connect_lazy_with(options.clone());
+                match self.listen(&own).await {
+                    Ok((mut listener, backend)) => {
                         self.set_listening(true);
                         tracing::debug!("auth cache serving");
-                        self.relay_notifications(listener).await;
+                        self.relay_notifications(&mut listener, backend).await;
                         self.set_listening(false);
                         tracing::warn!(
                             "auth cache stopped: lost its PostgreSQL notifications; checking tokens in the database until they are back"
@@ -194,26 +217,72 @@ impl AuthCache {
             () = stop => {}
         }
         self.set_listening(false);
-        own.close().await;
     }
 
-    /// Applies notifications until the connection is lost or stops answering.
-    async fn relay_notifications(&self, mut listener: PgListener) {
+    /// A listening connection whose notifications are shown to arrive, and its backend's pid.
+    async fn listen(&self, pool: &PgPool) -> anyhow::Result<(PgListener, i32)> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        // sqlx would reconnect by itself, and what was notified meanwhile would be lost
+        // without our knowing: a lost connection must end the listening instead.
+        listener.eager_reconnect(false);
+        listener.listen(AUTH_CACHE_CHANNEL).await?;
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut listener)
+            .await?;
+        anyhow::ensure!(
+            self.echoes(&mut listener, backend).await,
+            "notifications do not come back (a pooler in transaction mode?)"
+        );
+        Ok((listener, backend))
+    }
+
+    /// Applies notifications until the connection is lost or, quiet for a while, fails to
+    /// show it still listens.
+    async fn relay_notifications(&self, listener: &mut PgListener, backend: i32) {
         loop {
             match tokio::time::timeout(QUIET_CHECK, listener.try_recv()).await {
                 Ok(Ok(Some(notification))) => self.notified(notification.payload()),
-                // Lost (`None`: sqlx would reconnect, but what was sent meanwhile is gone).
                 Ok(Ok(None) | Err(_)) => return,
                 Err(_quiet) => {
-                    let answered =
-                        tokio::time::timeout(QUIET_CHECK_TIMEOUT, listener.execute("SELECT 1"))
-                            .await;
-                    if !matches!(answered, Ok(Ok(_))) {
+                    if !self.echoes(listener, backend).await {
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// Whether a notification sent now on the listening connection comes back to it in time,
+    /// from the same backend that has listened all along (`SELECT 1` would not do: sqlx would
+    /// open a new connection to run it, and a pooler may run it on another server
+    /// connection). Notifications that arrive meanwhile are applied.
+    async fn echoes(&self, listener: &mut PgListener, backend: i32) -> bool {
+        let echo = format!("echo:{}", Uuid::new_v4());
+        let round_trip = async {
+            let sent_by: i32 = sqlx::query_scalar(
+                "SELECT pg_backend_pid() FROM (SELECT pg_notify($1, $2)) AS sent",
+            )
+            .bind(AUTH_CACHE_CHANNEL)
+            .bind(&echo)
+            .fetch_one(&mut *listener)
+            .await
+            .ok()?;
+            if sent_by != backend {
+                return None;
+            }
+            loop {
+                let notification = listener.try_recv().await.ok()??;
+                if notification.payload() == echo {
+                    return Some(());
+                }
+                self.notified(notification.payload());
+            }
+        };
+        tokio::time::timeout(ECHO_TIMEOUT, round_trip)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
     }
 }
 
@@ -221,12 +290,6 @@ impl State {
     fn still(&self, ticket: Ticket) -> bool {
         self.listening && ticket.0 == Some(self.generation)
     }
-}
-
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(AUTH_CACHE_CHANNEL).await?;
-    Ok(listener)
 }
 
 #[cfg(test)]
@@ -314,6 +377,18 @@ mod tests {
 
         cache.remember_live_session(id, cache.ticket());
         cache.notified("garbage");
+        assert!(!cache.session_is_live(id));
+    }
+
+    #[test]
+    fn echoes_change_nothing_and_a_truncate_empties_it() {
+        let cache = listening();
+        let id = session();
+        let ticket = cache.ticket();
+        cache.notified(&format!("echo:{}", Uuid::new_v4()));
+        cache.remember_live_session(id, ticket);
+        assert!(cache.session_is_live(id), "an echo voids no ticket");
+        cache.notified("all");
         assert!(!cache.session_is_live(id));
     }
 

@@ -134,12 +134,15 @@ impl SessionStore for PostgresSessionStore {
             },
             RefreshDecision::RevokeFamily => {
                 revoke_session(&mut tx, row.session_id, now).await?;
-                self.cache.forget_session(row.session_id);
                 Rotation::FamilyRevoked
             }
             RefreshDecision::Refuse => Rotation::Refused,
         };
         tx.commit().await.context("commit rotation")?;
+        if rotation == Rotation::FamilyRevoked {
+            // After the commit, so that no check on this instance reads it live again.
+            self.cache.forget_session(row.session_id);
+        }
         Ok(rotation)
     }
 

@@ -400,7 +400,7 @@ async fn drain_backlog(app: &TestApp, batch_size: &str) -> (Duration, String) {
     app.insert_pending_events(BACKLOG).await;
     let before = CpuTicks::now(process.pid());
     let started = Instant::now();
-    proxy.restore();
+    proxy.restore().await;
     let drained = helpers::poll_until(Duration::from_secs(600), || async {
         (app.pending_outbox_events().await == 0).then_some(())
     })

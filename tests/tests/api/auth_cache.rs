@@ -1,7 +1,8 @@
 //! Access tokens are checked against an in-memory cache of live sessions, which PostgreSQL's
 //! notifications keep true: a revocation by anyone reaches every instance, and a cache that
 //! loses its notifications stops serving instead of serving stale answers.
-use crate::helpers::{TestApp, poll_until, spawn_app};
+use crate::helpers::{TestApp, address_of, poll_until, spawn_app, through};
+use crate::proxy::TcpProxy;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -112,5 +113,41 @@ async fn a_cache_that_loses_its_notifications_stops_serving_until_it_listens_aga
         app.me(token).await.status(),
         401,
         "and after it listens again"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_cut_off_from_the_database_keeps_nothing_stale_once_back() {
+    let app = spawn_app().await;
+    // A sibling instance reaches PostgreSQL through a proxy the test can cut.
+    let proxy = TcpProxy::start(address_of(&app.settings.database_url)).await;
+    let mut settings = app.settings.clone();
+    settings.database_url = through(&settings.database_url, &proxy);
+    let sibling = app.spawn_sibling_with(settings).await;
+    wait_until_serving(&app, &sibling).await;
+    let session = app.registered("alice").await;
+    let token = session["accessToken"].as_str().unwrap();
+    assert_eq!(app.me_at(&sibling, token).await.status(), 200, "remembered");
+
+    // Revoked while the sibling cannot hear of it, during an outage that refuses connections
+    // (a restart of PostgreSQL, or of a proxy in between) and ends just after the cache, quiet
+    // for 2 s since the last notification, checks its connection: where a reconnect by sqlx
+    // would go unnoticed. The sleep sets the fault's timing; it waits for nothing.
+    let last_notification = Instant::now();
+    sqlx::query("SELECT pg_notify('auth_cache', 'all')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    proxy.cut_and_refuse();
+    revoke_every_session_by_hand(&app).await;
+    tokio::time::sleep(Duration::from_millis(2050).saturating_sub(last_notification.elapsed()))
+        .await;
+    proxy.restore().await;
+
+    wait_until_serving(&app, &sibling).await;
+    assert_eq!(
+        app.me_at(&sibling, token).await.status(),
+        401,
+        "a revocation missed during the outage is not served from memory"
     );
 }

@@ -94,7 +94,7 @@ async fn the_broker_cut_while_200_registrations_run_loses_no_event() {
         "events wait in the outbox while the broker is away"
     );
 
-    proxy.restore();
+    proxy.restore().await;
     app.wait_for_empty_outbox(WAIT).await;
     let published = app.drain_published().await;
     let message_ids: BTreeSet<String> = published.iter().map(|m| m.message_id()).collect();
@@ -151,7 +151,7 @@ async fn a_connection_dropped_mid_stream_is_recovered_without_a_restart() {
     // confirm legitimately publishes it again (at least once), which is not what this tests.
     app.wait_for_empty_outbox(WAIT).await;
     proxy.cut(); // kills the relay's and the consumers' live connections
-    proxy.restore();
+    proxy.restore().await;
     app.registered("after").await;
 
     let after = app

@@ -22,7 +22,7 @@ async fn outbox_status_counts_pending_and_recently_published_events() {
     assert_eq!(status.pending, 2);
     assert!(status.oldest_pending_age.is_some());
 
-    proxy.restore();
+    proxy.restore().await;
     app.wait_for_empty_outbox(Duration::from_secs(30)).await;
     let status = commands::outbox_status(&app.settings).await.unwrap();
     println!("once it is back: {status:?}");

@@ -107,7 +107,7 @@ async fn an_idle_api_only_instance_reports_the_broker_as_it_is() {
         broker_is("disconnected").await,
         "the cut is seen while idle"
     );
-    proxy.restore();
+    proxy.restore().await;
     assert!(broker_is("connected").await, "and the recovery");
 }
 

@@ -188,7 +188,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     drop_stale_databases(&services.postgres_url).await;
 
     let proxy = if options.broker_behind_proxy {
-        Some(TcpProxy::start(broker_address(&services.amqp_url)).await)
+        Some(TcpProxy::start(address_of(&services.amqp_url)).await)
     } else {
         None
     };
@@ -363,7 +363,12 @@ impl TestApp {
     /// load balancer: its own relay, and consumers for the built-in listeners competing with
     /// this one's. Its address is returned; it stops with the test.
     pub async fn spawn_sibling(&self) -> String {
-        let sibling = Application::build(self.settings.clone())
+        self.spawn_sibling_with(self.settings.clone()).await
+    }
+
+    /// As [`TestApp::spawn_sibling`], with settings of its own.
+    pub async fn spawn_sibling_with(&self, settings: Settings) -> String {
+        let sibling = Application::build(settings)
             .await
             .expect("the sibling starts");
         let address = format!("http://{}", sibling.local_addr());
@@ -833,8 +838,9 @@ pub fn with_database(server_url: &str, database: &str) -> String {
     url.to_string()
 }
 
-fn broker_address(amqp_url: &str) -> String {
-    let url = url::Url::parse(amqp_url).expect("TEST_AMQP_URL is a URL");
+/// The `host:port` of a service's URL.
+pub fn address_of(service_url: &str) -> String {
+    let url = url::Url::parse(service_url).expect("a service URL");
     format!(
         "{}:{}",
         url.host_str().unwrap_or("127.0.0.1"),
@@ -842,8 +848,9 @@ fn broker_address(amqp_url: &str) -> String {
     )
 }
 
-fn through(amqp_url: &str, proxy: &TcpProxy) -> String {
-    let mut url = url::Url::parse(amqp_url).expect("TEST_AMQP_URL is a URL");
+/// The service's URL, pointed at `proxy` instead.
+pub fn through(service_url: &str, proxy: &TcpProxy) -> String {
+    let mut url = url::Url::parse(service_url).expect("a service URL");
     url.set_host(Some("127.0.0.1")).expect("a host can be set");
     url.set_port(Some(proxy.port())).expect("a port can be set");
     url.to_string()

@@ -1,15 +1,20 @@
-//! A TCP proxy in front of the broker that a test can cut and restore, to play an outage.
+//! A TCP proxy in front of the broker or the database that a test can cut and restore, to play
+//! an outage.
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub struct TcpProxy {
     address: SocketAddr,
+    upstream: String,
     open: Arc<AtomicBool>,
     /// Bumped on every cut; each relayed connection ends when it changes.
     cuts: watch::Sender<u64>,
+    /// The task accepting connections; gone while the port is closed.
+    acceptor: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TcpProxy {
@@ -18,36 +23,59 @@ impl TcpProxy {
             .await
             .expect("bind the proxy");
         let address = listener.local_addr().expect("the proxy has an address");
-        let open = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0);
         let proxy = Self {
             address,
-            open: open.clone(),
-            cuts: cuts.clone(),
+            upstream,
+            open: Arc::new(AtomicBool::new(true)),
+            cuts,
+            acceptor: Mutex::new(None),
         };
-        tokio::spawn(async move {
+        proxy.accept(listener);
+        proxy
+    }
+
+    fn accept(&self, listener: TcpListener) {
+        let (open, upstream, cuts) = (self.open.clone(), self.upstream.clone(), self.cuts.clone());
+        let acceptor = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !open.load(Ordering::SeqCst) {
-                    drop(client); // refused: the broker is "down"
+                    drop(client); // accepted, then closed: the service is "down"
                     continue;
                 }
                 tokio::spawn(relay(client, upstream.clone(), cuts.subscribe()));
             }
         });
-        proxy
+        *self.acceptor.lock().expect("not poisoned") = Some(acceptor);
     }
 
     pub fn port(&self) -> u16 {
         self.address.port()
     }
 
-    /// Closes every relayed connection and refuses new ones.
+    /// Closes every relayed connection and closes new ones at once.
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.cuts.send_modify(|cuts| *cuts += 1);
     }
 
-    pub fn restore(&self) {
+    /// As [`TcpProxy::cut`], and new connections are refused, as by a host whose server is
+    /// restarting.
+    pub fn cut_and_refuse(&self) {
+        self.cut();
+        if let Some(acceptor) = self.acceptor.lock().expect("not poisoned").take() {
+            acceptor.abort(); // drops the listening socket
+        }
+    }
+
+    pub async fn restore(&self) {
+        let closed = self.acceptor.lock().expect("not poisoned").is_none();
+        if closed {
+            let listener = TcpListener::bind(self.address)
+                .await
+                .expect("the proxy's port is free again");
+            self.accept(listener);
+        }
         self.open.store(true, Ordering::SeqCst);
     }
 }
