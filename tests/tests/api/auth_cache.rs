@@ -49,14 +49,21 @@ async fn revoke_every_session_by_hand(app: &TestApp) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_known_session_is_checked_without_the_database_and_a_revocation_by_hand_ends_it() {
+/// A service whose cache serves and has seen alice's session live; its address and her token.
+async fn with_a_remembered_session() -> (TestApp, String, String) {
     let app = spawn_app().await;
     let address = app.url("");
     wait_until_serving(&app, &address).await;
     let session = app.registered("alice").await;
-    let token = session["accessToken"].as_str().unwrap();
-    assert_eq!(app.me(token).await.status(), 200);
+    let token = session["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(app.me(&token).await.status(), 200, "remembered");
+    (app, address, token)
+}
+
+#[tokio::test]
+async fn a_known_session_is_checked_without_the_database_and_a_revocation_by_hand_ends_it() {
+    let (app, address, token) = with_a_remembered_session().await;
+    let token = token.as_str();
 
     // With the tables locked, a check that needed the database would wait out the statement
     // timeout and fail; the remembered session answers.
@@ -78,12 +85,8 @@ async fn a_known_session_is_checked_without_the_database_and_a_revocation_by_han
 
 #[tokio::test]
 async fn a_cache_that_loses_its_notifications_stops_serving_until_it_listens_again() {
-    let app = spawn_app().await;
-    let address = app.url("");
-    wait_until_serving(&app, &address).await;
-    let session = app.registered("alice").await;
-    let token = session["accessToken"].as_str().unwrap();
-    assert_eq!(app.me(token).await.status(), 200, "remembered");
+    let (app, address, token) = with_a_remembered_session().await;
+    let token = token.as_str();
 
     // Cut the cache's connection, and revoke while nobody listens: that notification is lost.
     let cut: Vec<bool> = sqlx::query_scalar(

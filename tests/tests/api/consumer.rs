@@ -149,17 +149,7 @@ async fn a_panicking_listener_fails_that_event_only_and_the_service_runs_on() {
     })
     .await;
     app.registered(PANIC_USERNAME).await;
-    let stats = app.recorder_stats.clone();
-    let dead_lettered = poll_until(WAIT, || async {
-        (stats.dead_lettered() == 1).then_some(())
-    })
-    .await;
-    assert!(
-        dead_lettered.is_some(),
-        "retried {} dead-lettered {}",
-        stats.retried(),
-        stats.dead_lettered()
-    );
+    let stats = app.wait_for_recorder_dead_letters(1).await;
     assert_eq!(stats.retried(), 1, "a panic is retried like an error");
     let (body, headers) = next_dead_letter(&app).await;
     assert!(String::from_utf8_lossy(&body).contains(PANIC_USERNAME));
@@ -385,17 +375,7 @@ async fn a_retry_queue_deleted_by_hand_loses_no_event() {
     // The retry copy comes back unroutable; the original stays unacked, the consumer declares
     // its queues again, and the event goes on to its last attempt.
     app.registered(POISON_USERNAME).await;
-    let stats = app.recorder_stats.clone();
-    let dead_lettered = poll_until(WAIT, || async {
-        (stats.dead_lettered() == 1).then_some(())
-    })
-    .await;
-    assert!(
-        dead_lettered.is_some(),
-        "retried {} dead-lettered {}",
-        stats.retried(),
-        stats.dead_lettered()
-    );
+    let stats = app.wait_for_recorder_dead_letters(1).await;
     let (body, headers) = next_dead_letter(&app).await;
     assert!(String::from_utf8_lossy(&body).contains("\"username\":\"poison\""));
     assert_eq!(

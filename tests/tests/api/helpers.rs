@@ -594,6 +594,22 @@ impl TestApp {
             .flatten()
     }
 
+    /// Waits until the test listener has dead-lettered `count` events; returns its stats.
+    pub async fn wait_for_recorder_dead_letters(&self, count: u64) -> Arc<ConsumerStats> {
+        let stats = self.recorder_stats.clone();
+        let settled = poll_until(Duration::from_secs(15), || async {
+            (stats.dead_lettered() == count).then_some(())
+        })
+        .await;
+        assert!(
+            settled.is_some(),
+            "retried {} dead-lettered {}",
+            stats.retried(),
+            stats.dead_lettered()
+        );
+        stats
+    }
+
     pub async fn pending_outbox_events(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             .fetch_one(&self.db)

@@ -147,17 +147,7 @@ async fn on_quorum_queues_events_are_handled_retried_and_dead_lettered() {
         panic!("the healthy event")
     };
     assert_eq!(healthy.username.as_ref(), "healthy");
-    let stats = app.recorder_stats.clone();
-    let settled = poll_until(WAIT, || async {
-        (stats.dead_lettered() == 1).then_some(())
-    })
-    .await;
-    assert!(
-        settled.is_some(),
-        "retried {} dead-lettered {}",
-        stats.retried(),
-        stats.dead_lettered()
-    );
+    let stats = app.wait_for_recorder_dead_letters(1).await;
     assert_eq!(
         stats.retried(),
         1,
