@@ -37,8 +37,8 @@ CREATE TRIGGER auth_cache_users_truncated
     AFTER TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION auth_cache_notify_all();
 
--- Also when triggers are otherwise off (session_replication_role = replica: pg_restore
--- --disable-triggers, logical replication, some migration tools).
+-- Also when the session's replication role is replica (logical replication, some migration
+-- tools). The service checks that they stay so, and its cache does not serve otherwise.
 ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_session_revoked;
 ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_session_deleted;
 ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_sessions_truncated;

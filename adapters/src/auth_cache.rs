@@ -4,15 +4,17 @@
 //! A cache of revocations is only as good as its news of them. PostgreSQL triggers NOTIFY
 //! [`AUTH_CACHE_CHANNEL`] whenever a session is revoked or a user row changes (whoever does
 //! it: this service, another instance, an operator in psql), and every instance listens. The
-//! cache serves only while that listening connection is known to work: it starts empty, serves
-//! once a notification it sends itself comes back, empties and stops serving the moment the
-//! connection is lost or, quiet for 2 s, fails to echo again within 1 s, and starts again empty
-//! once listening resumes. Meanwhile every check goes to the database, as without the cache. A
-//! check that raced a revocation is not remembered (see [`Ticket`]), and nothing is remembered
-//! for more than a minute.
+//! cache serves only while that listening connection is known to work ([`AuthCache::check`]):
+//! it starts empty, serves once a notification sent from a second connection arrives on it,
+//! empties and stops serving the moment the connection is lost or, quiet for 2 s, fails that
+//! check again within 1 s, and starts again empty once listening resumes. Meanwhile every check
+//! goes to the database, as without the cache. A check that raced a revocation is not
+//! remembered (see [`Ticket`]), and nothing is kept for more than a minute.
+use anyhow::Context;
+use chrono::{DateTime, Utc};
 use domain::{SessionId, User, UserId};
 use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,8 +23,13 @@ use uuid::Uuid;
 /// The channel the `auth_cache_*` triggers notify, with `session:<id>` or `user:<id>`.
 pub const AUTH_CACHE_CHANNEL: &str = "auth_cache";
 
-/// The `application_name` of the listening connection.
+/// The `application_name` of the listening connection (an operator sees it in
+/// `pg_stat_activity`; a test cuts it).
 pub const AUTH_CACHE_APPLICATION_NAME: &str = "registrar auth cache";
+/// The `application_name` of the connection that sends the echoes.
+const AUTH_CACHE_ECHO_APPLICATION_NAME: &str = "registrar auth cache echo";
+/// The triggers of migration `20261204000002` (`auth_cache_*`).
+const AUTH_CACHE_TRIGGERS: i64 = 5;
 
 /// With no notification for this long, the listening connection is asked to prove it is there.
 const QUIET_CHECK: Duration = Duration::from_secs(2);
@@ -179,33 +186,33 @@ impl AuthCache {
     /// Listens for revocations until `stop` completes, on a connection of its own (not one of
     /// the pool's, which requests need), listening again whenever it is lost.
     pub async fn follow_changes(self: Arc<Self>, pool: PgPool, stop: impl Future<Output = ()>) {
-        // Named, so that an operator sees it in pg_stat_activity (and a test can cut it).
-        let options = (*pool.connect_options())
-            .clone()
-            .application_name(AUTH_CACHE_APPLICATION_NAME);
+        let options = (*pool.connect_options()).clone();
         let following = async {
+            let mut previous: Option<Backend> = None;
             loop {
-                // A pool of one per attempt: a connection that hung is left to its fate (sqlx
-                // sends it UNLISTEN when dropped) without holding up the next attempt.
-                let own = PgPoolOptions::new()
-                    .max_connections(1)
-                    .max_lifetime(None)
-                    .idle_timeout(None)
-                    .connect_lazy_with(options.clone());
-                match self.listen(&own).await {
-                    Ok((mut listener, backend)) => {
+                // Pools of one per attempt: a connection that hung is left behind (sqlx sends
+                // it UNLISTEN when dropped) without holding up the next attempt.
+                let listener_pool = one_connection(&options, AUTH_CACHE_APPLICATION_NAME);
+                let sender = one_connection(&options, AUTH_CACHE_ECHO_APPLICATION_NAME);
+                match self.listen(&listener_pool, sender).await {
+                    Ok(mut listening) => {
+                        if let Some(hung) = previous.take() {
+                            listening.end(hung).await;
+                        }
                         self.set_listening(true);
                         tracing::debug!("auth cache serving");
-                        self.relay_notifications(&mut listener, backend).await;
+                        let lost = self.relay_notifications(&mut listening).await;
                         self.set_listening(false);
                         tracing::warn!(
-                            "auth cache stopped: lost its PostgreSQL notifications; checking tokens in the database until they are back"
+                            reason = format!("{lost:#}"),
+                            "auth cache stopped: checking tokens in the database until it listens again"
                         );
+                        previous = Some(listening.backend);
                     }
                     Err(error) => {
-                        tracing::debug!(
+                        tracing::warn!(
                             error = format!("{error:#}"),
-                            "auth cache cannot listen yet"
+                            "auth cache cannot serve yet; checking tokens in the database"
                         );
                     }
                 }
@@ -219,71 +226,129 @@ impl AuthCache {
         self.set_listening(false);
     }
 
-    /// A listening connection whose notifications are shown to arrive, and its backend's pid.
-    async fn listen(&self, pool: &PgPool) -> anyhow::Result<(PgListener, i32)> {
+    /// A listening connection shown to work ([`AuthCache::check`]).
+    async fn listen(&self, pool: &PgPool, sender: PgPool) -> anyhow::Result<Listening> {
         let mut listener = PgListener::connect_with(pool).await?;
         // sqlx would reconnect by itself, and what was notified meanwhile would be lost
         // without our knowing: a lost connection must end the listening instead.
         listener.eager_reconnect(false);
         listener.listen(AUTH_CACHE_CHANNEL).await?;
-        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut listener)
-            .await?;
-        anyhow::ensure!(
-            self.echoes(&mut listener, backend).await,
-            "notifications do not come back (a pooler in transaction mode?)"
-        );
-        Ok((listener, backend))
+        let backend: Backend = sqlx::query_as(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut listener)
+        .await?;
+        let mut listening = Listening {
+            listener,
+            backend,
+            sender,
+        };
+        self.check(&mut listening).await?;
+        Ok(listening)
     }
 
-    /// Applies notifications until the connection is lost or, quiet for a while, fails to
-    /// show it still listens.
-    async fn relay_notifications(&self, listener: &mut PgListener, backend: i32) {
+    /// Applies notifications until the connection is lost or, quiet for a while, fails its
+    /// check; returns why it stopped.
+    async fn relay_notifications(&self, listening: &mut Listening) -> anyhow::Error {
         loop {
-            match tokio::time::timeout(QUIET_CHECK, listener.try_recv()).await {
+            match tokio::time::timeout(QUIET_CHECK, listening.listener.try_recv()).await {
                 Ok(Ok(Some(notification))) => self.notified(notification.payload()),
-                Ok(Ok(None) | Err(_)) => return,
+                Ok(Ok(None)) => return anyhow::anyhow!("the listening connection was lost"),
+                Ok(Err(error)) => return error.into(),
                 Err(_quiet) => {
-                    if !self.echoes(listener, backend).await {
-                        return;
+                    if let Err(failed) = self.check(listening).await {
+                        return failed;
                     }
                 }
             }
         }
     }
 
-    /// Whether a notification sent now on the listening connection comes back to it in time,
-    /// from the same backend that has listened all along (`SELECT 1` would not do: sqlx would
-    /// open a new connection to run it, and a pooler may run it on another server
-    /// connection). Notifications that arrive meanwhile are applied.
-    async fn echoes(&self, listener: &mut PgListener, backend: i32) -> bool {
+    /// Shows that the connection still listens: it is still the backend that started
+    /// listening; the triggers that announce changes are all on, whatever the session's
+    /// replication role; and a notification sent from another connection, as a revocation
+    /// is, arrives in time. (An echo sent on the listening connection itself would prove
+    /// nothing behind a pooler in transaction mode, which delivers a connection's own
+    /// notifications but drops the others'.) Notifications that arrive meanwhile are applied.
+    async fn check(&self, listening: &mut Listening) -> anyhow::Result<()> {
         let echo = format!("echo:{}", Uuid::new_v4());
         let round_trip = async {
-            let sent_by: i32 = sqlx::query_scalar(
-                "SELECT pg_backend_pid() FROM (SELECT pg_notify($1, $2)) AS sent",
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut listening.listener)
+                .await?;
+            anyhow::ensure!(
+                pid == listening.backend.pid,
+                "the listening connection is not the one that started listening"
+            );
+            let (triggers, always): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), count(*) FILTER (WHERE tgenabled = 'A')
+                 FROM (SELECT pg_notify($1, $2)) AS sent, pg_trigger
+                 WHERE tgname LIKE 'auth\\_cache\\_%'",
             )
             .bind(AUTH_CACHE_CHANNEL)
             .bind(&echo)
-            .fetch_one(&mut *listener)
-            .await
-            .ok()?;
-            if sent_by != backend {
-                return None;
-            }
+            .fetch_one(&listening.sender)
+            .await?;
+            anyhow::ensure!(
+                triggers >= AUTH_CACHE_TRIGGERS && always == triggers,
+                "{always} of the {triggers} auth_cache_* triggers are ENABLE ALWAYS (see the README)"
+            );
             loop {
-                let notification = listener.try_recv().await.ok()??;
+                let notification = listening
+                    .listener
+                    .try_recv()
+                    .await?
+                    .context("the listening connection was lost")?;
                 if notification.payload() == echo {
-                    return Some(());
+                    return Ok(());
                 }
                 self.notified(notification.payload());
             }
         };
         tokio::time::timeout(ECHO_TIMEOUT, round_trip)
             .await
-            .ok()
-            .flatten()
-            .is_some()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no echo within {ECHO_TIMEOUT:?}")))
     }
+}
+
+/// The listening connection, what names its server process, and where echoes come from.
+struct Listening {
+    listener: PgListener,
+    backend: Backend,
+    sender: PgPool,
+}
+
+impl Listening {
+    /// Ends the server process of an earlier listening connection that may have hung: it
+    /// would otherwise stay, listening, until TCP gives up on it. Pid and start time together
+    /// name it, so no other session is touched.
+    async fn end(&self, hung: Backend) {
+        let ended = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE pid = $1 AND backend_start = $2",
+        )
+        .bind(hung.pid)
+        .bind(hung.backend_start)
+        .execute(&self.sender)
+        .await;
+        if let Err(error) = ended {
+            tracing::debug!(%error, "could not end an earlier auth cache connection");
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, sqlx::FromRow)]
+struct Backend {
+    pid: i32,
+    backend_start: DateTime<Utc>,
+}
+
+fn one_connection(options: &PgConnectOptions, name: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(options.clone().application_name(name))
 }
 
 impl State {

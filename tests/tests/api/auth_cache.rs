@@ -154,3 +154,68 @@ async fn an_instance_cut_off_from_the_database_keeps_nothing_stale_once_back() {
         "a revocation missed during the outage is not served from memory"
     );
 }
+
+/// The server processes of the auth caches listening on this test's database.
+async fn listening_backends(app: &TestApp) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1 ORDER BY pid",
+    )
+    .bind(adapters::AUTH_CACHE_APPLICATION_NAME)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_listening_connection_gone_silent_is_replaced_and_its_server_process_ended() {
+    let app = spawn_app().await;
+    let proxy = TcpProxy::start(address_of(&app.settings.database_url)).await;
+    let mut settings = app.settings.clone();
+    settings.database_url = through(&settings.database_url, &proxy);
+    let sibling = app.spawn_sibling_with(settings).await;
+    wait_until_serving(&app, &sibling).await;
+    let before = listening_backends(&app).await;
+    assert_eq!(before.len(), 2, "the service's and the sibling's");
+
+    // The sibling's connections go silent without closing. Its cache notices when its check
+    // fails, listens on a new connection, and ends the old one's server process, which would
+    // otherwise stay until TCP gives up on it.
+    proxy.freeze();
+    let replaced = poll_until(WAIT, || async {
+        let now = listening_backends(&app).await;
+        (now.len() == 2 && now != before).then_some(now)
+    })
+    .await;
+    assert!(
+        replaced.is_some(),
+        "not replaced, or the old one left listening: {:?}",
+        listening_backends(&app).await
+    );
+    wait_until_serving(&app, &sibling).await;
+    proxy.cut();
+}
+
+#[tokio::test]
+async fn the_cache_does_not_serve_while_a_trigger_is_not_enable_always() {
+    let (app, address, _) = with_a_remembered_session().await;
+    // As a data-only pg_restore --disable-triggers leaves it.
+    sqlx::query("ALTER TABLE sessions ENABLE TRIGGER auth_cache_session_revoked")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let stopped = poll_until(WAIT, || async {
+        (!serving_at(&app, &address).await).then_some(())
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "it served with a trigger that replication would skip"
+    );
+
+    sqlx::query("ALTER TABLE sessions ENABLE ALWAYS TRIGGER auth_cache_session_revoked")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    wait_until_serving(&app, &address).await;
+}

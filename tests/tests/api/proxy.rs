@@ -13,6 +13,8 @@ pub struct TcpProxy {
     open: Arc<AtomicBool>,
     /// Bumped on every cut; each relayed connection ends when it changes.
     cuts: watch::Sender<u64>,
+    /// Bumped on every freeze; each relayed connection then stops relaying but stays open.
+    freezes: watch::Sender<u64>,
     /// The task accepting connections; gone while the port is closed.
     acceptor: Mutex<Option<JoinHandle<()>>>,
 }
@@ -24,11 +26,13 @@ impl TcpProxy {
             .expect("bind the proxy");
         let address = listener.local_addr().expect("the proxy has an address");
         let (cuts, _) = watch::channel(0);
+        let (freezes, _) = watch::channel(0);
         let proxy = Self {
             address,
             upstream,
             open: Arc::new(AtomicBool::new(true)),
             cuts,
+            freezes,
             acceptor: Mutex::new(None),
         };
         proxy.accept(listener);
@@ -36,14 +40,20 @@ impl TcpProxy {
     }
 
     fn accept(&self, listener: TcpListener) {
-        let (open, upstream, cuts) = (self.open.clone(), self.upstream.clone(), self.cuts.clone());
+        let (open, upstream) = (self.open.clone(), self.upstream.clone());
+        let (cuts, freezes) = (self.cuts.clone(), self.freezes.clone());
         let acceptor = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !open.load(Ordering::SeqCst) {
                     drop(client); // accepted, then closed: the service is "down"
                     continue;
                 }
-                tokio::spawn(relay(client, upstream.clone(), cuts.subscribe()));
+                tokio::spawn(relay(
+                    client,
+                    upstream.clone(),
+                    cuts.subscribe(),
+                    freezes.subscribe(),
+                ));
             }
         });
         *self.acceptor.lock().expect("not poisoned") = Some(acceptor);
@@ -57,6 +67,12 @@ impl TcpProxy {
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.cuts.send_modify(|cuts| *cuts += 1);
+    }
+
+    /// The connections open now go silent, neither relaying nor closing, as over a network
+    /// path that drops every packet; new ones work.
+    pub fn freeze(&self) {
+        self.freezes.send_modify(|freezes| *freezes += 1);
     }
 
     /// As [`TcpProxy::cut`], and new connections are refused, as by a host whose server is
@@ -80,12 +96,20 @@ impl TcpProxy {
     }
 }
 
-async fn relay(mut client: TcpStream, upstream: String, mut cut: watch::Receiver<u64>) {
+async fn relay(
+    mut client: TcpStream,
+    upstream: String,
+    mut cut: watch::Receiver<u64>,
+    mut freeze: watch::Receiver<u64>,
+) {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = cut.changed() => {}
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+        _ = cut.changed() => return,
+        _ = freeze.changed() => {}
     }
+    // Frozen: both sockets stay open, silent, until the next cut.
+    let _ = cut.changed().await;
 }
