@@ -99,12 +99,13 @@ impl Default for Settings {
     }
 }
 
-/// A setting that was present but unusable.
+/// A setting that was present but unusable, or a settings file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("setting {name} is invalid: {reason}")]
-pub struct SettingsError {
-    name: &'static str,
-    reason: String,
+pub enum SettingsError {
+    #[error("setting {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("settings file {path} {reason}")]
+    File { path: String, reason: String },
 }
 
 impl Settings {
@@ -172,7 +173,7 @@ impl Settings {
                 Some("classic") => QueueType::Classic,
                 Some("quorum") => QueueType::Quorum,
                 Some(other) => {
-                    return Err(SettingsError {
+                    return Err(SettingsError::Invalid {
                         name: "AMQP_QUEUE_TYPE",
                         reason: format!("{other:?}: must be classic or quorum"),
                     });
@@ -423,7 +424,7 @@ impl Settings {
             ),
         ];
         match rules.into_iter().find(|(_, ok, _)| !ok) {
-            Some((name, _, reason)) => Err(SettingsError {
+            Some((name, _, reason)) => Err(SettingsError::Invalid {
                 name,
                 reason: reason.into(),
             }),
@@ -507,15 +508,15 @@ pub const NAMES: [&str; 36] = [
 /// A TOML file of `SETTING = value` lines, with the environment variables' names. Values may
 /// be strings, numbers or booleans; `CONSUMER_RETRY_DELAYS_MS` may also be an array.
 fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
-    let invalid = |reason: String| SettingsError {
-        name: "CONFIG_FILE",
+    let invalid = |reason: String| SettingsError::File {
+        path: path.display().to_string(),
         reason,
     };
     let text = std::fs::read_to_string(path)
-        .map_err(|error| invalid(format!("cannot read {}: {error}", path.display())))?;
+        .map_err(|error| invalid(format!("cannot be read: {error}")))?;
     let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
         let message = error.message().replace('\n', " ");
-        invalid(format!("{} is not TOML: {message}", path.display()))
+        invalid(format!("is not TOML: {message}"))
     })?;
     table
         .into_iter()
@@ -526,7 +527,7 @@ fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsErro
                 } else {
                     "which is no setting (names are as in the environment, e.g. DATABASE_URL)"
                 };
-                return Err(invalid(format!("{} sets {key:?}, {why}", path.display())));
+                return Err(invalid(format!("sets {key:?}, {why}")));
             }
             let value = match value {
                 toml::Value::String(text) => text,
@@ -537,7 +538,7 @@ fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsErro
                     .map(|item| match item {
                         toml::Value::Integer(number) => Ok(number.to_string()),
                         other => Err(invalid(format!(
-                            "{key}: a {} is not a number",
+                            "sets {key} to a list with a {}, which is not a number",
                             other.type_str()
                         ))),
                     })
@@ -545,7 +546,7 @@ fn read_config_file(path: &Path) -> Result<HashMap<String, String>, SettingsErro
                     .join(","),
                 other => {
                     return Err(invalid(format!(
-                        "{key}: a {} is not a plain value",
+                        "sets {key} to a {}, which is not a plain value",
                         other.type_str()
                     )));
                 }
@@ -566,10 +567,12 @@ fn parse<T: FromStr>(name: &'static str, raw: &str) -> Result<T, SettingsError>
 where
     T::Err: fmt::Display,
 {
-    raw.trim().parse().map_err(|error: T::Err| SettingsError {
-        name,
-        reason: format!("{raw:?}: {error}"),
-    })
+    raw.trim()
+        .parse()
+        .map_err(|error: T::Err| SettingsError::Invalid {
+            name,
+            reason: format!("{raw:?}: {error}"),
+        })
 }
 
 /// A secret setting; its `Debug` output hides the value.
@@ -725,7 +728,7 @@ mod tests {
         std::fs::write(&path, "HTTP_ADRESS = \"x\"\n").unwrap();
         let error = read_config_file(&path).unwrap_err().to_string();
         assert!(
-            error.contains("CONFIG_FILE") && error.contains("HTTP_ADRESS"),
+            error.starts_with("settings file ") && error.contains(r#"sets "HTTP_ADRESS""#),
             "{error}"
         );
         std::fs::write(&path, "RUST_LOG = \"debug\"\n").unwrap();

@@ -65,8 +65,8 @@ fn a_config_file_with_a_misspelt_setting_stops_start_up_with_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: setting CONFIG_FILE is invalid")
-            && stderr.contains("DATABASE_URI"),
+        stderr.starts_with(&format!("error: settings file {} ", path.display()))
+            && stderr.contains(r#"sets "DATABASE_URI", which is no setting"#),
         "{stderr}"
     );
 }
