@@ -6,8 +6,8 @@
 //! it: this service, another instance, an operator in psql), and every instance listens. The
 //! cache serves only while that listening connection is known to work ([`AuthCache::check`]):
 //! it starts empty, serves once a notification sent from a second connection arrives on it,
-//! empties and stops serving the moment the connection is lost or, quiet for 2 s, fails that
-//! check again within 1 s, and starts again empty once listening resumes. Meanwhile every check
+//! empties and stops serving the moment the connection is lost or fails that check, repeated
+//! every 2 s, and starts again empty once listening resumes. Meanwhile every check
 //! goes to the database, as without the cache. A check that raced a revocation is not
 //! remembered (see [`Ticket`]), and nothing is kept for more than a minute.
 use anyhow::Context;
@@ -23,16 +23,23 @@ use uuid::Uuid;
 /// The channel the `auth_cache_*` triggers notify, with `session:<id>` or `user:<id>`.
 pub const AUTH_CACHE_CHANNEL: &str = "auth_cache";
 
-/// The `application_name` of the listening connection (an operator sees it in
-/// `pg_stat_activity`; a test cuts it).
-pub const AUTH_CACHE_APPLICATION_NAME: &str = "registrar auth cache";
+/// How the listening connection's `application_name` starts (an operator sees it in
+/// `pg_stat_activity`; a test cuts it); a UUID follows, its own.
+pub const AUTH_CACHE_APPLICATION_NAME: &str = "registrar auth cache listener";
 /// The `application_name` of the connection that sends the echoes.
 const AUTH_CACHE_ECHO_APPLICATION_NAME: &str = "registrar auth cache echo";
-/// The triggers of migration `20261204000002` (`auth_cache_*`).
-const AUTH_CACHE_TRIGGERS: i64 = 5;
+/// The triggers of migration `20261204000002`, which announce every change the cache cares
+/// about.
+const AUTH_CACHE_TRIGGERS: [&str; 5] = [
+    "auth_cache_session_revoked",
+    "auth_cache_session_deleted",
+    "auth_cache_sessions_truncated",
+    "auth_cache_user_changed",
+    "auth_cache_users_truncated",
+];
 
-/// With no notification for this long, the listening connection is asked to prove it is there.
-const QUIET_CHECK: Duration = Duration::from_secs(2);
+/// How often the listening connection is checked ([`AuthCache::check`]), busy or not.
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a notification sent to check the connection may take to come back.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
 /// What is remembered is read again after this long: should a notification ever be missed in
@@ -188,31 +195,41 @@ impl AuthCache {
     pub async fn follow_changes(self: Arc<Self>, pool: PgPool, stop: impl Future<Output = ()>) {
         let options = (*pool.connect_options()).clone();
         let following = async {
-            let mut previous: Option<Backend> = None;
+            // The server process of a listening connection given up on, which may still be
+            // there if the connection hung.
+            let mut given_up: Option<Backend> = None;
             loop {
                 // Pools of one per attempt: a connection that hung is left behind (sqlx sends
-                // it UNLISTEN when dropped) without holding up the next attempt.
-                let listener_pool = one_connection(&options, AUTH_CACHE_APPLICATION_NAME);
+                // it UNLISTEN when dropped) without holding up the next attempt. The listening
+                // connection's name is its own, so that only it is ever ended.
+                let name = format!("{AUTH_CACHE_APPLICATION_NAME} {}", Uuid::new_v4().simple());
+                let listener_pool = one_connection(&options, &name);
                 let sender = one_connection(&options, AUTH_CACHE_ECHO_APPLICATION_NAME);
                 match self.listen(&listener_pool, sender).await {
                     Ok(mut listening) => {
-                        if let Some(hung) = previous.take() {
+                        if let Some(hung) = given_up.take() {
                             listening.end(hung).await;
                         }
-                        self.set_listening(true);
-                        tracing::debug!("auth cache serving");
-                        let lost = self.relay_notifications(&mut listening).await;
-                        self.set_listening(false);
+                        let lost = match self.check(&mut listening).await {
+                            Ok(()) => {
+                                self.set_listening(true);
+                                tracing::debug!("auth cache serving");
+                                let lost = self.relay_notifications(&mut listening).await;
+                                self.set_listening(false);
+                                lost
+                            }
+                            Err(failed) => failed,
+                        };
                         tracing::warn!(
                             reason = format!("{lost:#}"),
-                            "auth cache stopped: checking tokens in the database until it listens again"
+                            "auth cache not serving: checking tokens in the database until it listens again"
                         );
-                        previous = Some(listening.backend);
+                        given_up = Some(listening.backend);
                     }
                     Err(error) => {
                         tracing::warn!(
                             error = format!("{error:#}"),
-                            "auth cache cannot serve yet; checking tokens in the database"
+                            "auth cache cannot listen; checking tokens in the database"
                         );
                     }
                 }
@@ -226,7 +243,7 @@ impl AuthCache {
         self.set_listening(false);
     }
 
-    /// A listening connection shown to work ([`AuthCache::check`]).
+    /// A listening connection, not yet checked ([`AuthCache::check`]).
     async fn listen(&self, pool: &PgPool, sender: PgPool) -> anyhow::Result<Listening> {
         let mut listener = PgListener::connect_with(pool).await?;
         // sqlx would reconnect by itself, and what was notified meanwhile would be lost
@@ -234,31 +251,36 @@ impl AuthCache {
         listener.eager_reconnect(false);
         listener.listen(AUTH_CACHE_CHANNEL).await?;
         let backend: Backend = sqlx::query_as(
-            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            "SELECT pid, backend_start, application_name FROM pg_stat_activity
+             WHERE pid = pg_backend_pid()",
         )
         .fetch_one(&mut listener)
         .await?;
-        let mut listening = Listening {
+        // Connected now, so that the check's time goes to the check.
+        drop(sender.acquire().await?);
+        Ok(Listening {
             listener,
             backend,
             sender,
-        };
-        self.check(&mut listening).await?;
-        Ok(listening)
+        })
     }
 
-    /// Applies notifications until the connection is lost or, quiet for a while, fails its
-    /// check; returns why it stopped.
+    /// Applies notifications until the connection is lost or fails its check, which runs
+    /// every [`CHECK_INTERVAL`] however busy the channel is; returns why it stopped.
     async fn relay_notifications(&self, listening: &mut Listening) -> anyhow::Error {
+        let mut next_check = tokio::time::Instant::now() + CHECK_INTERVAL;
         loop {
-            match tokio::time::timeout(QUIET_CHECK, listening.listener.try_recv()).await {
-                Ok(Ok(Some(notification))) => self.notified(notification.payload()),
-                Ok(Ok(None)) => return anyhow::anyhow!("the listening connection was lost"),
-                Ok(Err(error)) => return error.into(),
-                Err(_quiet) => {
+            tokio::select! {
+                received = listening.listener.try_recv() => match received {
+                    Ok(Some(notification)) => self.notified(notification.payload()),
+                    Ok(None) => return anyhow::anyhow!("the listening connection was lost"),
+                    Err(error) => return error.into(),
+                },
+                () = tokio::time::sleep_until(next_check) => {
                     if let Err(failed) = self.check(listening).await {
                         return failed;
                     }
+                    next_check = tokio::time::Instant::now() + CHECK_INTERVAL;
                 }
             }
         }
@@ -280,18 +302,21 @@ impl AuthCache {
                 pid == listening.backend.pid,
                 "the listening connection is not the one that started listening"
             );
-            let (triggers, always): (i64, i64) = sqlx::query_as(
-                "SELECT count(*), count(*) FILTER (WHERE tgenabled = 'A')
+            let always: i64 = sqlx::query_scalar(
+                "SELECT count(*) FILTER (WHERE tgenabled = 'A')
                  FROM (SELECT pg_notify($1, $2)) AS sent, pg_trigger
-                 WHERE tgname LIKE 'auth\\_cache\\_%'",
+                 WHERE tgrelid IN ('sessions'::regclass, 'users'::regclass)
+                   AND tgname = ANY($3)",
             )
             .bind(AUTH_CACHE_CHANNEL)
             .bind(&echo)
+            .bind(&AUTH_CACHE_TRIGGERS[..])
             .fetch_one(&listening.sender)
             .await?;
             anyhow::ensure!(
-                triggers >= AUTH_CACHE_TRIGGERS && always == triggers,
-                "{always} of the {triggers} auth_cache_* triggers are ENABLE ALWAYS (see the README)"
+                usize::try_from(always) == Ok(AUTH_CACHE_TRIGGERS.len()),
+                "{always} of the {} auth_cache_* triggers on sessions and users are ENABLE ALWAYS (see the README)",
+                AUTH_CACHE_TRIGGERS.len()
             );
             loop {
                 let notification = listening
@@ -320,27 +345,33 @@ struct Listening {
 
 impl Listening {
     /// Ends the server process of an earlier listening connection that may have hung: it
-    /// would otherwise stay, listening, until TCP gives up on it. Pid and start time together
-    /// name it, so no other session is touched.
+    /// would otherwise stay, listening, until TCP gives up on it. Pid, start time and the
+    /// connection's own name together name it, so no other session is touched (not even one
+    /// a pooler has since given that server connection to).
     async fn end(&self, hung: Backend) {
-        let ended = sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE pid = $1 AND backend_start = $2",
+        let ended = tokio::time::timeout(
+            ECHO_TIMEOUT,
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE pid = $1 AND backend_start = $2 AND application_name = $3",
+            )
+            .bind(hung.pid)
+            .bind(hung.backend_start)
+            .bind(&hung.application_name)
+            .execute(&self.sender),
         )
-        .bind(hung.pid)
-        .bind(hung.backend_start)
-        .execute(&self.sender)
         .await;
-        if let Err(error) = ended {
-            tracing::debug!(%error, "could not end an earlier auth cache connection");
+        if !matches!(ended, Ok(Ok(_))) {
+            tracing::debug!("could not end an earlier auth cache connection");
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 struct Backend {
     pid: i32,
     backend_start: DateTime<Utc>,
+    application_name: String,
 }
 
 fn one_connection(options: &PgConnectOptions, name: &str) -> PgPool {

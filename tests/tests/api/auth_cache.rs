@@ -91,7 +91,7 @@ async fn a_cache_that_loses_its_notifications_stops_serving_until_it_listens_aga
     // Cut the cache's connection, and revoke while nobody listens: that notification is lost.
     let cut: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = $1",
+         WHERE datname = current_database() AND application_name LIKE $1 || ' %'",
     )
     .bind(adapters::AUTH_CACHE_APPLICATION_NAME)
     .fetch_all(&app.db)
@@ -159,7 +159,7 @@ async fn an_instance_cut_off_from_the_database_keeps_nothing_stale_once_back() {
 async fn listening_backends(app: &TestApp) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = $1 ORDER BY pid",
+         WHERE datname = current_database() AND application_name LIKE $1 || ' %' ORDER BY pid",
     )
     .bind(adapters::AUTH_CACHE_APPLICATION_NAME)
     .fetch_all(&app.db)
@@ -199,6 +199,20 @@ async fn a_listening_connection_gone_silent_is_replaced_and_its_server_process_e
 #[tokio::test]
 async fn the_cache_does_not_serve_while_a_trigger_is_not_enable_always() {
     let (app, address, _) = with_a_remembered_session().await;
+    // Steady traffic on the channel (other instances' echoes), which must not put off the
+    // cache's checks.
+    let traffic = {
+        let db = app.db.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                every.tick().await;
+                let _ = sqlx::query("SELECT pg_notify('auth_cache', 'echo:elsewhere')")
+                    .execute(&db)
+                    .await;
+            }
+        })
+    };
     // As a data-only pg_restore --disable-triggers leaves it.
     sqlx::query("ALTER TABLE sessions ENABLE TRIGGER auth_cache_session_revoked")
         .execute(&app.db)
@@ -218,4 +232,5 @@ async fn the_cache_does_not_serve_while_a_trigger_is_not_enable_always() {
         .await
         .unwrap();
     wait_until_serving(&app, &address).await;
+    traffic.abort();
 }
