@@ -47,7 +47,7 @@ const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_AGE: Duration = Duration::from_secs(60);
 /// The pause before listening again after the connection was lost.
 const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
-/// Bounds on what is remembered; when full, the cache starts over (it refills on use).
+/// Bounds on what is remembered.
 const MAX_SESSIONS: usize = 100_000;
 const MAX_USERS: usize = 20_000;
 
@@ -56,15 +56,64 @@ pub struct AuthCache {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Whether notifications are being received, so that what is remembered can be trusted.
     listening: bool,
     /// Moves on with every notification and every change of `listening`.
     generation: u64,
-    /// Each with when it was read.
-    live_sessions: HashMap<Uuid, Instant>,
-    users: HashMap<Uuid, (User, Instant)>,
+    live_sessions: Remembered<()>,
+    users: Remembered<User>,
+}
+
+/// What was read, by id, each with when it was stored; bounded, and stale after [`MAX_AGE`].
+#[derive(Debug)]
+struct Remembered<V> {
+    entries: HashMap<Uuid, (V, Instant)>,
+    capacity: usize,
+}
+
+impl<V: Clone> Remembered<V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            capacity,
+        }
+    }
+
+    fn get(&self, id: Uuid) -> Option<V> {
+        self.entries
+            .get(&id)
+            .filter(|(_, stored)| stored.elapsed() < MAX_AGE)
+            .map(|(value, _)| value.clone())
+    }
+
+    /// When full, it starts over: it refills on use.
+    fn insert(&mut self, id: Uuid, value: V) {
+        if self.entries.len() >= self.capacity {
+            self.entries.clear();
+        }
+        self.entries.insert(id, (value, Instant::now()));
+    }
+
+    fn remove(&mut self, id: Uuid) {
+        self.entries.remove(&id);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            listening: false,
+            generation: 0,
+            live_sessions: Remembered::new(MAX_SESSIONS),
+            users: Remembered::new(MAX_USERS),
+        }
+    }
 }
 
 /// Taken before reading the database; what was read is remembered only if no notification came
@@ -95,24 +144,16 @@ impl AuthCache {
     #[must_use]
     pub fn session_is_live(&self, session: SessionId) -> bool {
         let state = self.state();
-        state.listening
-            && state
-                .live_sessions
-                .get(&session.as_uuid())
-                .is_some_and(|read| read.elapsed() < MAX_AGE)
+        state.listening && state.live_sessions.get(session.as_uuid()).is_some()
     }
 
     #[must_use]
     pub fn user(&self, id: UserId) -> Option<User> {
         let state = self.state();
-        if !state.listening {
-            return None;
-        }
         state
-            .users
-            .get(&id.as_uuid())
-            .filter(|(_, read)| read.elapsed() < MAX_AGE)
-            .map(|(user, _)| user.clone())
+            .listening
+            .then(|| state.users.get(id.as_uuid()))
+            .flatten()
     }
 
     #[must_use]
@@ -125,12 +166,7 @@ impl AuthCache {
     pub fn remember_live_session(&self, session: SessionId, ticket: Ticket) {
         let mut state = self.state();
         if state.still(ticket) {
-            if state.live_sessions.len() >= MAX_SESSIONS {
-                state.live_sessions.clear();
-            }
-            state
-                .live_sessions
-                .insert(session.as_uuid(), Instant::now());
+            state.live_sessions.insert(session.as_uuid(), ());
         }
     }
 
@@ -138,12 +174,7 @@ impl AuthCache {
     pub fn remember_user(&self, user: &User, ticket: Ticket) {
         let mut state = self.state();
         if state.still(ticket) {
-            if state.users.len() >= MAX_USERS {
-                state.users.clear();
-            }
-            state
-                .users
-                .insert(user.id.as_uuid(), (user.clone(), Instant::now()));
+            state.users.insert(user.id.as_uuid(), user.clone());
         }
     }
 
@@ -151,7 +182,7 @@ impl AuthCache {
     pub fn forget_session(&self, session: Uuid) {
         let mut state = self.state();
         state.generation += 1;
-        state.live_sessions.remove(&session);
+        state.live_sessions.remove(session);
     }
 
     /// Applies a notification's payload; `all` (a TRUNCATE), or one it cannot read, empties
@@ -164,12 +195,8 @@ impl AuthCache {
         let mut state = self.state();
         state.generation += 1;
         match (kind, Uuid::parse_str(id)) {
-            ("session", Ok(id)) => {
-                state.live_sessions.remove(&id);
-            }
-            ("user", Ok(id)) => {
-                state.users.remove(&id);
-            }
+            ("session", Ok(id)) => state.live_sessions.remove(id),
+            ("user", Ok(id)) => state.users.remove(id),
             _ => {
                 if kind != "all" {
                     tracing::warn!(payload, "unexpected auth cache notification; starting over");

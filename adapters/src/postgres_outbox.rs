@@ -38,14 +38,28 @@ impl PostgresOutbox {
     /// pending events, so it stays cheap however many published events are retained: health
     /// probes and metric scrapes ask for it all the time.
     ///
-    /// The database gives up after `time_limit` (waiting on a lock included). A caller's own
-    /// timeout is not enough: the abandoned query would keep its pooled connection busy until
+    /// The database gives up after `time_limit` (waiting on a lock included). A timeout of our
+    /// own alone would not do: the abandoned query would keep its pooled connection busy until
     /// the server-wide statement timeout, and a few probes against a locked table would take
-    /// the whole pool.
+    /// the whole pool. Ours still bounds the wait, should the database not answer at all.
     ///
     /// # Errors
     /// When the database cannot be reached or does not answer within `time_limit`.
     pub async fn backlog(&self, time_limit: Duration) -> anyhow::Result<OutboxBacklog> {
+        let margin = Duration::from_millis(250);
+        tokio::time::timeout(
+            time_limit + margin,
+            self.backlog_limited_by_the_database(time_limit),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {time_limit:?}"))
+        .context("read the outbox backlog")?
+    }
+
+    async fn backlog_limited_by_the_database(
+        &self,
+        time_limit: Duration,
+    ) -> anyhow::Result<OutboxBacklog> {
         let mut transaction = self.pool.begin().await.context("read the outbox backlog")?;
         sqlx::query("SELECT set_config('statement_timeout', $1, true)")
             .bind(format!("{}ms", time_limit.as_millis().max(1)))

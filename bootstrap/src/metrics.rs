@@ -231,8 +231,7 @@ impl Metrics {
         self.auth_cache_serving
             .set(i64::from(auth_cache.is_serving()));
         // On failure the last known values stay; readiness reports the database itself.
-        let limit = Duration::from_secs(1);
-        if let Ok(Ok(backlog)) = tokio::time::timeout(2 * limit, outbox.backlog(limit)).await {
+        if let Ok(backlog) = outbox.backlog(Duration::from_secs(1)).await {
             self.outbox_pending.set(backlog.pending);
             self.outbox_oldest_age.set(
                 backlog

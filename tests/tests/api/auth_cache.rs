@@ -119,14 +119,19 @@ async fn a_cache_that_loses_its_notifications_stops_serving_until_it_listens_aga
     );
 }
 
-#[tokio::test]
-async fn an_instance_cut_off_from_the_database_keeps_nothing_stale_once_back() {
-    let app = spawn_app().await;
-    // A sibling instance reaches PostgreSQL through a proxy the test can cut.
+/// A sibling instance that reaches PostgreSQL through a proxy the test can cut; its address.
+async fn sibling_behind_a_proxy(app: &TestApp) -> (TcpProxy, String) {
     let proxy = TcpProxy::start(address_of(&app.settings.database_url)).await;
     let mut settings = app.settings.clone();
     settings.database_url = through(&settings.database_url, &proxy);
     let sibling = app.spawn_sibling_with(settings).await;
+    (proxy, sibling)
+}
+
+#[tokio::test]
+async fn an_instance_cut_off_from_the_database_keeps_nothing_stale_once_back() {
+    let app = spawn_app().await;
+    let (proxy, sibling) = sibling_behind_a_proxy(&app).await;
     wait_until_serving(&app, &sibling).await;
     let session = app.registered("alice").await;
     let token = session["accessToken"].as_str().unwrap();
@@ -170,10 +175,7 @@ async fn listening_backends(app: &TestApp) -> Vec<i32> {
 #[tokio::test]
 async fn a_listening_connection_gone_silent_is_replaced_and_its_server_process_ended() {
     let app = spawn_app().await;
-    let proxy = TcpProxy::start(address_of(&app.settings.database_url)).await;
-    let mut settings = app.settings.clone();
-    settings.database_url = through(&settings.database_url, &proxy);
-    let sibling = app.spawn_sibling_with(settings).await;
+    let (proxy, sibling) = sibling_behind_a_proxy(&app).await;
     wait_until_serving(&app, &sibling).await;
     let before = listening_backends(&app).await;
     assert_eq!(before.len(), 2, "the service's and the sibling's");

@@ -2,7 +2,7 @@
 //! and hopeless ones dead-lettered.
 use crate::helpers::{
     HELD_PREFIX, Options, PANIC_USERNAME, POISON_USERNAME, RECORDER, TestApp, poll_until,
-    spawn_app, spawn_app_with, valid_registration,
+    spawn_app, spawn_app_with, two_quick_attempts, valid_registration,
 };
 use application::IncomingEvent;
 use application::RetryPolicy;
@@ -141,10 +141,7 @@ async fn a_dead_letter_keeps_neither_the_routing_nor_the_expiry_of_a_hostile_mes
 #[tokio::test]
 async fn a_panicking_listener_fails_that_event_only_and_the_service_runs_on() {
     let app = spawn_app_with(Options {
-        consumer_retry: Some(RetryPolicy {
-            delays: vec![Duration::from_millis(20)],
-            max_attempts: 2,
-        }),
+        consumer_retry: Some(two_quick_attempts()),
         ..Options::default()
     })
     .await;
@@ -345,10 +342,7 @@ async fn a_consumer_whose_queue_is_deleted_declares_it_again_and_carries_on() {
 #[tokio::test]
 async fn a_retry_queue_deleted_by_hand_loses_no_event() {
     let app = spawn_app_with(Options {
-        consumer_retry: Some(RetryPolicy {
-            delays: vec![Duration::from_millis(20)],
-            max_attempts: 2,
-        }),
+        consumer_retry: Some(two_quick_attempts()),
         ..Options::default()
     })
     .await;

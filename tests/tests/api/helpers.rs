@@ -177,6 +177,14 @@ pub struct Options {
     pub queue_type: Option<adapters::QueueType>,
 }
 
+/// A retry policy that gives up quickly: one retry after 20 ms, then the dead-letter queue.
+pub fn two_quick_attempts() -> application::RetryPolicy {
+    application::RetryPolicy {
+        delays: vec![Duration::from_millis(20)],
+        max_attempts: 2,
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }

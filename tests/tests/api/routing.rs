@@ -1,8 +1,10 @@
 //! How events reach listeners: by event-type pattern, with CloudEvents headers, on classic or
 //! quorum queues.
-use crate::helpers::{Options, POISON_USERNAME, RECORDER, poll_until, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Options, POISON_USERNAME, RECORDER, poll_until, spawn_app, spawn_app_with, two_quick_attempts,
+};
 use adapters::QueueType;
-use application::{IncomingEvent, RetryPolicy};
+use application::IncomingEvent;
 use lapin::options::{BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::Duration;
@@ -119,10 +121,7 @@ async fn events_of_a_type_nobody_handles_are_acked_not_crashed_on() {
 async fn on_quorum_queues_events_are_handled_retried_and_dead_lettered() {
     let app = spawn_app_with(Options {
         queue_type: Some(QueueType::Quorum),
-        consumer_retry: Some(RetryPolicy {
-            delays: vec![Duration::from_millis(20)],
-            max_attempts: 2,
-        }),
+        consumer_retry: Some(two_quick_attempts()),
         ..Options::default()
     })
     .await;
