@@ -145,7 +145,7 @@ impl Metrics {
         );
         r.register(
             "broker_connected",
-            "1 when the last attempt to reach RabbitMQ succeeded",
+            "1 while the outbox relay holds a working connection to RabbitMQ",
             self.broker_connected.clone(),
         );
         r.register(
